@@ -1,0 +1,78 @@
+"""One call for A v on any backend: picks the fastest path that computes the same thing.
+
+Paths (each is tested against :func:`attention.reference.attend` on random inputs):
+
+* ``"reference"`` - materialise the n x m matrix (array API; any backend);
+* ``"chunked"``   - the same in blocks of query rows, memory O(chunk * m);
+* ``"sdpa"``      - torch ``scaled_dot_product_attention`` (numpy arrays go through
+  ``torch.from_numpy`` without a copy).
+
+``"auto"`` takes SDPA for torch and numpy arrays, and for JAX the dense reference up
+to n * m = 4096^2 entries per batch element and the chunked form above it. No path
+stores an n x n matrix above n = 4096 except ``"reference"`` when asked for by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from attention.backend import Array, backend_of
+from attention.reference import Normalization, attend, attend_chunked, check_normalization
+from attention.sdpa import sdpa_attend
+
+Path = Literal["auto", "reference", "chunked", "sdpa"]
+PATHS: tuple[str, ...] = ("auto", "reference", "chunked", "sdpa")
+DENSE_LIMIT = 4096 * 4096
+
+
+def _chunk_rows(m: int) -> int:
+    """Query rows per block so that one block holds about 2^22 scores."""
+    return max(64, (1 << 22) // max(m, 1))
+
+
+def _numpy_via_torch(q, k, v, beta, normalization, causal) -> Array | None:
+    import torch
+
+    tq, tk, tv = (torch.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v))
+    tb = torch.from_numpy(np.asarray(beta, dtype=q.dtype)) if np.ndim(beta) else beta
+    out = sdpa_attend(tq, tk, tv, tb, normalization=normalization, causal=causal)
+    return None if out is None else out.numpy()
+
+
+def attend_fast(
+    q: Array,
+    k: Array,
+    v: Array,
+    beta: Any,
+    *,
+    normalization: Normalization = "softmax",
+    causal: bool = False,
+    path: Path = "auto",
+) -> Array:
+    """A v for q (..., n, e), k (..., m, e), v (..., m, f); see the module docstring."""
+    check_normalization(normalization)
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    backend = backend_of(q)
+    n, m = q.shape[-2], k.shape[-2]
+    if path in ("auto", "sdpa") and backend in ("torch", "numpy"):
+        if backend == "torch":
+            out = sdpa_attend(q, k, v, beta, normalization=normalization, causal=causal)
+        else:
+            out = _numpy_via_torch(q, k, v, beta, normalization, causal)
+        if out is not None:
+            return out
+        if path == "sdpa":
+            raise ValueError(
+                f"SDPA cannot express normalization={normalization!r} on this device; "
+                "use path='chunked'"
+            )
+    elif path == "sdpa":
+        raise ValueError("path='sdpa' needs torch or numpy arrays; JAX uses 'reference'/'chunked'")
+    if path == "reference" or (path == "auto" and n * m <= DENSE_LIMIT):
+        return attend(q, k, v, beta, normalization=normalization, causal=causal)
+    return attend_chunked(
+        q, k, v, beta, normalization=normalization, causal=causal, chunk=_chunk_rows(m)
+    )

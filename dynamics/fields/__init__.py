@@ -1,0 +1,1 @@
+"""Vector fields of token dynamics: each is a pure function (t, x) -> velocity."""

@@ -1,0 +1,254 @@
+"""Self-attention as a vector field (paper (2.3)-(2.7), (9.1)).
+
+For tokens x (batch, n, d) the *drive* of one head is
+
+    D_i(x) = sum_j A_ij V x_j,     A = attention(beta <Q x_i, K x_j>)   (row-normalised or 1/n)
+
+and the field is P^perp_{x_i} D_i on the sphere (SA, USA, causal CSA) or D_i itself in
+R^d (pure self-attention (9.1)). Q, K may be non-square (k, d); the bilinear form
+QK = Q^T K (d, d) may be given instead, as in the authors' code. Every parameter may be
+shared (2-d), per batch member (3-d), or a callable of time t returning either.
+``None`` means the identity. The multi-head field (2.7) sums heads.
+
+With V = I (any Q, K) the field keeps every token in the span of the initial tokens;
+``restricted(U)`` is the same field in the orthonormal coordinates y = U^T x of that
+span, which is what the reduced solver integrates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from attention.backend import Array, asarray_like, namespace
+from attention.dispatch import PATHS, attend_fast
+from attention.reference import Normalization, check_normalization
+from dynamics.space import EUCLIDEAN, SPHERE, Euclidean, Sphere
+from dynamics.validation import check_finite, check_real
+
+Param = Any  # None (identity) | array (k, d) or (batch, k, d) | callable t -> array
+
+
+def param_at(param: Param, t: Any, like: Array) -> Array | None:
+    """The value of a (possibly time-dependent) parameter at time t, on x's backend.
+
+    ``t`` is a scalar, or an array (batch,) of per-member times (adaptive steps), in
+    which case a callable is evaluated member by member and stacked.
+    """
+    if param is None or not callable(param):
+        return param
+    if np.ndim(t) == 0 or getattr(t, "ndim", 0) == 0:
+        return asarray_like(param(t), like)
+    xp = namespace(like)
+    values = [asarray_like(param(float(tb)), like) for tb in np.asarray(t, dtype=float)]
+    return xp.stack([v if v.ndim == 2 else v[b] for b, v in enumerate(values)])
+
+
+def _mT(a: Array) -> Array:
+    return namespace(a).matrix_transpose(a)
+
+
+def _convert(param: Param, like: Array) -> Param:
+    if param is None:
+        return None
+    if callable(param):
+        return param
+    value = asarray_like(param, like)
+    check_finite("attention parameter", value)
+    return value
+
+
+@dataclass(frozen=True)
+class SelfAttention:
+    """One attention head as a field; see the module docstring for the equations.
+
+    beta:          inverse temperature (any real; negative is repulsive), a scalar or (batch,)
+    Q, K, V, QK:   parameters (None = identity); give QK or (Q, K), not both
+    normalization: "softmax" (SA), "usa" (1/n) or "usa-shifted" (e^{-beta}/n)
+    causal:        token i attends to j <= i only (CSA)
+    space:         SPHERE (projected field) or EUCLIDEAN (pure self-attention (9.1))
+    path:          attention path, see ``attention.dispatch``
+    """
+
+    beta: Any = 1.0
+    Q: Param = None
+    K: Param = None
+    V: Param = None
+    QK: Param = None
+    normalization: Normalization = "softmax"
+    causal: bool = False
+    space: Sphere | Euclidean = field(default=SPHERE)
+    path: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_normalization(self.normalization)
+        if self.path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
+        if self.QK is not None and (self.Q is not None or self.K is not None):
+            raise ValueError("give either the bilinear form QK or the pair (Q, K), not both")
+        if not isinstance(self.space, (Sphere, Euclidean)):
+            raise TypeError("SelfAttention lives on SPHERE or EUCLIDEAN")
+        if not callable(self.beta):
+            check_real("beta", self.beta)
+
+    # -- parameters -----------------------------------------------------------------
+    @property
+    def time_dependent(self) -> bool:
+        return any(callable(p) for p in (self.Q, self.K, self.V, self.QK))
+
+    @property
+    def span_preserving(self) -> bool:
+        """V = I: tokens stay in the span of their initial positions."""
+        return self.V is None
+
+    def check(self, x: Array) -> None:
+        """Raise if the parameters do not fit tokens x (batch, n, d)."""
+        batch, _, d = x.shape
+        for name in ("Q", "K", "V", "QK"):
+            p = getattr(self, name)
+            if p is None:
+                continue
+            value = p(0.0) if callable(p) else p
+            shape = tuple(value.shape)
+            rows_ok = name not in ("V", "QK") or shape[-2] == d
+            if len(shape) not in (2, 3) or shape[-1] != d or not rows_ok:
+                want = f"({d}, {d})" if name in ("V", "QK") else f"(k, {d})"
+                raise ValueError(f"{name} must have shape {want} or (batch, ...), got {shape}")
+            if len(shape) == 3 and shape[0] not in (1, batch):
+                raise ValueError(f"{name} has batch {shape[0]}, tokens have batch {batch}")
+        if self.Q is not None and self.K is not None:
+            kq = (self.Q(0.0) if callable(self.Q) else self.Q).shape[-2]
+            kk = (self.K(0.0) if callable(self.K) else self.K).shape[-2]
+            if kq != kk:
+                raise ValueError(f"Q and K must have the same number of rows, got {kq} and {kk}")
+        beta = self.beta
+        if np.ndim(beta) > 0 and np.size(beta) not in (1, batch):
+            raise ValueError(f"beta has {np.size(beta)} entries, tokens have batch {batch}")
+
+    def on(self, like: Array) -> SelfAttention:
+        """This field with its arrays on the backend, dtype and device of ``like``."""
+        beta = self.beta
+        if not isinstance(beta, (int, float)):
+            beta = asarray_like(beta, like)
+            beta = beta.reshape(-1, 1, 1) if beta.ndim > 0 else beta
+        return replace(
+            self,
+            beta=beta,
+            Q=_convert(self.Q, like),
+            K=_convert(self.K, like),
+            V=_convert(self.V, like),
+            QK=_convert(self.QK, like),
+        )
+
+    # -- the field --------------------------------------------------------------------
+    def queries_keys_values(self, t: Any, x: Array) -> tuple[Array, Array, Array]:
+        Q, K, V, QK = (param_at(p, t, x) for p in (self.Q, self.K, self.V, self.QK))
+        if QK is not None:
+            q, k = x @ QK, x
+        else:
+            q = x if Q is None else x @ _mT(Q)
+            k = x if K is None else x @ _mT(K)
+        v = x if V is None else x @ _mT(V)
+        return q, k, v
+
+    def drive(self, t: Any, x: Array) -> Array:
+        """sum_j A_ij V x_j, before any projection; shape (batch, n, d)."""
+        q, k, v = self.queries_keys_values(t, x)
+        return attend_fast(
+            q, k, v, self.beta, normalization=self.normalization, causal=self.causal,
+            path=self.path,
+        )
+
+    def __call__(self, t: Any, x: Array) -> Array:
+        return self.space.project(x, self.drive(t, x))
+
+    # -- reduction to the span of the initial tokens -----------------------------------
+    def bilinear_form(self, t: Any, like: Array) -> Array | None:
+        """Q^T K (or QK) at time t; None for Q = K = I."""
+        Q, K, QK = (param_at(p, t, like) for p in (self.Q, self.K, self.QK))
+        if QK is not None:
+            return QK
+        if Q is None:
+            return K
+        return _mT(Q) if K is None else _mT(Q) @ K
+
+    def restricted(self, basis: Array) -> SelfAttention:
+        """The field in coordinates y = U^T x, U = ``basis`` (batch, d, r) orthonormal.
+
+        Exact when V = I and every token lies in span(U): <Q x_i, K x_j> = y_i^T U^T Q^T K U y_j.
+        """
+        if not self.span_preserving:
+            raise ValueError("only fields with V = I preserve the span of the tokens")
+        U, Ut = basis, _mT(basis)
+        if self.Q is None and self.K is None and self.QK is None:
+            reduced: Param = None
+        elif self.time_dependent:
+            def reduced(t, _f=self, _U=U, _Ut=Ut):
+                return _Ut @ _f.bilinear_form(t, _Ut) @ _U
+        else:
+            reduced = Ut @ self.bilinear_form(0.0, Ut) @ U
+        return replace(self, Q=None, K=None, V=None, QK=reduced)
+
+
+@dataclass(frozen=True)
+class MultiHeadAttention:
+    """Multi-head attention (2.7): the drives of the heads add up; one projection."""
+
+    heads: tuple[SelfAttention, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.heads) == 0:
+            raise ValueError("MultiHeadAttention needs at least one head")
+        object.__setattr__(self, "heads", tuple(self.heads))
+        spaces = {type(h.space) for h in self.heads}
+        if len(spaces) != 1:
+            raise ValueError("all heads must live on the same space")
+
+    @property
+    def space(self):
+        return self.heads[0].space
+
+    @property
+    def time_dependent(self) -> bool:
+        return any(h.time_dependent for h in self.heads)
+
+    @property
+    def span_preserving(self) -> bool:
+        return all(h.span_preserving for h in self.heads)
+
+    def check(self, x: Array) -> None:
+        for h in self.heads:
+            h.check(x)
+
+    def on(self, like: Array) -> MultiHeadAttention:
+        return MultiHeadAttention(tuple(h.on(like) for h in self.heads))
+
+    def drive(self, t: Any, x: Array) -> Array:
+        total = self.heads[0].drive(t, x)
+        for h in self.heads[1:]:
+            total = total + h.drive(t, x)
+        return total
+
+    def __call__(self, t: Any, x: Array) -> Array:
+        return self.space.project(x, self.drive(t, x))
+
+    def restricted(self, basis: Array) -> MultiHeadAttention:
+        return MultiHeadAttention(tuple(h.restricted(basis) for h in self.heads))
+
+
+def SA(beta: Any = 1.0, **kwargs: Any) -> SelfAttention:
+    """Self-attention on the sphere, softmax normalisation (paper (2.6) 'SA')."""
+    return SelfAttention(beta=beta, normalization="softmax", **kwargs)
+
+
+def USA(beta: Any = 1.0, **kwargs: Any) -> SelfAttention:
+    """Unnormalised self-attention: Z_i replaced by n (paper (2.6) 'USA')."""
+    return SelfAttention(beta=beta, normalization="usa", **kwargs)
+
+
+def PureSelfAttention(beta: Any = 1.0, **kwargs: Any) -> SelfAttention:
+    """Self-attention in R^d without normalisation layer (paper (9.1))."""
+    return SelfAttention(beta=beta, space=EUCLIDEAN, **kwargs)
+

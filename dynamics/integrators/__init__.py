@@ -1,0 +1,1 @@
+"""Integrators on a space: fixed-step schemes, adaptive embedded pairs, the diffrax path."""
