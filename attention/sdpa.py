@@ -4,6 +4,12 @@ Softmax attention maps directly onto SDPA. The unnormalised (USA) forms need the
 partition function Z_i = sum_j e^{s_ij}; on the CPU the flash kernel returns
 log Z_i beside its output, so  (1/m) sum_j e^{s_ij} v_j = out_i * exp(log Z_i - log m).
 Where that kernel is unavailable the caller falls back to the chunked reference.
+
+SDPA's fused kernels (flash on the CPU; flash and memory-efficient on CUDA) accept
+only 4-d (batch, heads, n, e) inputs: for any other rank torch silently takes its
+math kernel, which stores the n x m matrix (2-5x slower on the CPU, +1 GiB at
+n = 16384 in fp32). Inputs are therefore always passed as (B, 1, n, e), with the
+leading axes broadcast and flattened into B.
 """
 
 from __future__ import annotations
@@ -15,9 +21,28 @@ from attention.backend import Array
 from attention.reference import Normalization
 
 
-def _fold_beta(q: Array, beta: Any) -> Array:
-    """beta q: SDPA then runs with scale 1 (its kernels mishandle scale = 0 under masks)."""
-    return q * beta
+def _as_torch_scale(q: Array, beta: Any, causal: bool) -> tuple[Array, float]:
+    """(q, scale) for SDPA: beta folded into q where it is per batch (SDPA's scale must be
+    a Python float) or the mask is causal (torch 2.13's CPU flash kernel multiplies its
+    -inf mask by the scale: NaN for beta <= 0)."""
+    import torch
+
+    if causal or isinstance(beta, torch.Tensor):
+        return q * beta, 1.0
+    return q, float(beta)
+
+
+def _as_4d(q: Array, k: Array, v: Array) -> tuple[Array, Array, Array, tuple[int, ...]]:
+    """(..., n, e) tensors -> (B, 1, n, e) views or copies, and the leading shape (...)."""
+    lead = tuple(q.shape[:-2])
+    if k.shape[:-2] != lead or v.shape[:-2] != lead:
+        import torch
+
+        lead = tuple(torch.broadcast_shapes(lead, k.shape[:-2], v.shape[:-2]))
+        q, k, v = (t.expand(*lead, *t.shape[-2:]) for t in (q, k, v))
+    if len(lead) == 2:
+        return q, k, v, lead
+    return (*(t.reshape(-1, 1, *t.shape[-2:]) for t in (q, k, v)), lead)
 
 
 def sdpa_attend(
@@ -33,22 +58,23 @@ def sdpa_attend(
     import torch
     import torch.nn.functional as F
 
-    q, scale = _fold_beta(q, beta), 1.0
+    q, scale = _as_torch_scale(q, beta, causal)
+    n, f = q.shape[-2], v.shape[-1]
+    q4, k4, v4, lead = _as_4d(q, k, v)
     if normalization == "softmax":
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
-    if q.device.type != "cpu" or q.shape[-1] != v.shape[-1]:
+        out = F.scaled_dot_product_attention(q4, k4, v4, is_causal=causal, scale=scale)
+        return out.reshape(*lead, n, f)
+    if q.device.type != "cpu" or q.shape[-1] != f:
         return None
     flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if flash is None:
         return None
-    shape = q.shape
-    q4, k4, v4 = (t.reshape(-1, 1, *t.shape[-2:]) for t in (q, k, v))
     try:
         out, lse = flash(q4, k4, v4, 0.0, causal, scale=scale)[:2]
     except RuntimeError:
         return None
-    weight = torch.exp(lse - math.log(k.shape[-2])).reshape(*shape[:-1], 1)
-    out = out.reshape(*shape[:-1], v.shape[-1]) * weight
+    weight = torch.exp(lse - math.log(k.shape[-2])).reshape(*lead, n, 1)
+    out = out.reshape(*lead, n, f) * weight
     if normalization == "usa-shifted":
         out = out * torch.exp(-torch.as_tensor(beta, dtype=out.dtype, device=out.device))
     return out

@@ -1,22 +1,65 @@
-"""dynamics: tokens as interacting particles on the sphere; depth is time."""
+"""dynamics: tokens as interacting particles on the sphere; depth is time.
 
-from dynamics.fields.attention import (
-    SA,
-    USA,
-    MultiHeadAttention,
-    PureSelfAttention,
-    SelfAttention,
-)
+Fields (the vector fields of attention), ``simulate`` (integrators that keep tokens on
+the sphere), observables, initial conditions, random weight ensembles, and the exact
+theory (``dynamics.theory``). See the README for a tour.
+"""
+
+from dynamics import theory
+from dynamics.ensembles import Weights, authors_weights, figure5_weights, value_2305
+from dynamics.fields.attention import SA, USA, MultiHeadAttention, PureSelfAttention, SelfAttention
+from dynamics.fields.circle import CircleAttention, CircleSA, CircleUSA, Kuramoto
+from dynamics.fields.feedforward import FeedForward
+from dynamics.fields.hardmax import Hardmax
+from dynamics.fields.noise import Noisy
+from dynamics.fields.normalization import NormalizedAttention, PeriLN, PreLN, polar
+from dynamics.fields.rescaled import RescaledSelfAttention, from_rescaled, to_rescaled
 from dynamics.fields.splitting import LieTrotter
+from dynamics.initial import (
+    cone,
+    equiangular,
+    hemisphere,
+    orthogonal,
+    uniform_angles,
+    uniform_box,
+    uniform_sphere,
+)
 from dynamics.observables import (
+    Clusters,
+    Histogram,
+    bind,
+    cluster_count,
     cluster_gap,
+    cluster_labels,
     clustered,
+    clustering_time,
+    density_histogram,
+    first_time,
+    fourier_modes,
     fraction_clustered_pairs,
     gram,
+    gram_dimension,
+    indicator_rank,
+    inner_product_histograms,
+    min_inner_with,
     min_pairwise_inner,
+    order_parameter,
+    pairwise_inner_products,
 )
 from dynamics.simulate import METHODS, Trajectory, simulate
 from dynamics.space import ANGLES, EUCLIDEAN, SPHERE, angles_to_points, normalize, points_to_angles
+
+_LAZY = {"diffrax_flow", "DiffraxFlow", "FlowSolution"}
+
+
+def __getattr__(name: str):
+    """The differentiable diffrax flow map loads jax and diffrax on first use only."""
+    if name in _LAZY:
+        from dynamics.integrators import diffrax_path
+
+        return getattr(diffrax_path, name)
+    raise AttributeError(f"module 'dynamics' has no attribute {name!r}")
+
 
 __all__ = [
     "ANGLES",
@@ -25,18 +68,62 @@ __all__ = [
     "SA",
     "SPHERE",
     "USA",
+    "CircleAttention",
+    "CircleSA",
+    "CircleUSA",
+    "Clusters",
+    "DiffraxFlow",
+    "FeedForward",
+    "FlowSolution",
+    "Hardmax",
+    "Histogram",
+    "Kuramoto",
     "LieTrotter",
     "MultiHeadAttention",
+    "Noisy",
+    "NormalizedAttention",
+    "PeriLN",
+    "PreLN",
     "PureSelfAttention",
+    "RescaledSelfAttention",
     "SelfAttention",
     "Trajectory",
+    "Weights",
     "angles_to_points",
+    "authors_weights",
+    "bind",
+    "cluster_count",
     "cluster_gap",
+    "cluster_labels",
     "clustered",
+    "clustering_time",
+    "cone",
+    "density_histogram",
+    "diffrax_flow",
+    "equiangular",
+    "figure5_weights",
+    "first_time",
+    "fourier_modes",
     "fraction_clustered_pairs",
+    "from_rescaled",
     "gram",
+    "gram_dimension",
+    "hemisphere",
+    "indicator_rank",
+    "inner_product_histograms",
+    "min_inner_with",
     "min_pairwise_inner",
     "normalize",
+    "order_parameter",
+    "orthogonal",
+    "pairwise_inner_products",
     "points_to_angles",
+    "polar",
     "simulate",
+    "theory",
+    "to_rescaled",
+    "uniform_angles",
+    "uniform_box",
+    "uniform_sphere",
+    "value_2305",
 ]

@@ -21,13 +21,14 @@ Lemma 6.4), and on the circle ``fourier_modes`` (1/n) sum_j e^{-ik theta_j} and 
 Kuramoto ``order_parameter`` r e^{i psi} = (1/n) sum_j e^{i theta_j}.
 
 Host-side (numpy) results: graph components (scipy) and histograms; every other
-observable returns an array of the input's backend. ``bind(fn, **params)`` turns an
-observable with parameters into a hook for ``simulate(..., observe=...)``.
+observable returns an array of the input's backend (and traces under ``jax.jit``).
+``bind(fn, **params)`` turns an observable with parameters into a hook for
+``simulate(..., observe=...)``; host-side hooks cannot run inside the traced JAX
+adaptive path: record the states there and apply them afterwards.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -133,10 +134,9 @@ def bind(fn: Callable[..., Any], **params: Any) -> Callable[[Array], Any]:
 
     Example: ``simulate(field, x0, times, observe=bind(cluster_count, delta=1e-3))``.
     """
-    bound = functools.partial(fn, **params)
 
     def observable(x: Array) -> Any:
-        return bound(x)
+        return fn(x, **params)
 
     if getattr(fn, "rotation_invariant", False):
         observable.rotation_invariant = True
@@ -229,7 +229,7 @@ def gram_dimension(x: Array, threshold: float = 1e-3) -> Array:
     _check_points(x)
     xp = namespace(x)
     eigenvalues = xp.linalg.eigvalsh(gram(x))
-    return xp.sum(xp.astype(eigenvalues > threshold, xp.int64), axis=-1)
+    return xp.count_nonzero(eigenvalues > threshold, axis=-1)
 
 
 # -- times along a recorded trajectory -------------------------------------------------

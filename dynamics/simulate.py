@@ -9,7 +9,8 @@ time at which each member first had all <x_i, x_j> >= 1 - delta (that member the
 
 Methods: "authors", "euler", "rk4", "euler-maruyama" (fixed step ``dt``, required) and
 "dopri5", "tsit5" (adaptive, ``rtol``/``atol``). On JAX the adaptive methods run
-through diffrax (jit-compiled, vmapped over the batch, differentiable). With V = I and
+through diffrax (jit-compiled, vmapped over the batch; no progress bar there); its
+differentiable form is ``dynamics.diffrax_flow``. With V = I and
 d >= n the reduced solver (``dynamics.reduced``) is used unless ``reduce=False``.
 """
 
@@ -123,6 +124,8 @@ def simulate(
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if engine not in ("auto", "native", "diffrax"):
         raise ValueError(f"engine must be 'auto', 'native' or 'diffrax', got {engine!r}")
+    if engine == "diffrax" and method not in ADAPTIVE_METHODS:
+        raise ValueError(f"engine='diffrax' runs the adaptive methods {tuple(ADAPTIVE_METHODS)}")
     times = check_times([0.0, times] if np.ndim(times) == 0 else times)
     space = field.space
     squeeze = x0.ndim == space.state_rank - 1

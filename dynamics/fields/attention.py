@@ -123,9 +123,9 @@ class SelfAttention:
             kk = (self.K(0.0) if callable(self.K) else self.K).shape[-2]
             if kq != kk:
                 raise ValueError(f"Q and K must have the same number of rows, got {kq} and {kk}")
-        beta = self.beta
-        if np.ndim(beta) > 0 and np.size(beta) not in (1, batch):
-            raise ValueError(f"beta has {np.size(beta)} entries, tokens have batch {batch}")
+        count = int(np.prod(getattr(self.beta, "shape", ())))
+        if count not in (1, batch):
+            raise ValueError(f"beta has {count} entries, tokens have batch {batch}")
 
     def on(self, like: Array) -> SelfAttention:
         """This field with its arrays on the backend, dtype and device of ``like``."""

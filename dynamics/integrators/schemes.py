@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +71,7 @@ class EulerMaruyama(FixedStepScheme):
 
     def step(self, field, t, x, h, noise=None):
         drift = field(t, x)
-        kick = field.space.project(x, noise) * (field.sigma * math.sqrt(h))
+        kick = field.space.project(x, noise) * (field.sigma * h**0.5)
         return field.space.retract(x + h * drift + kick)
 
 

@@ -1,0 +1,172 @@
+"""Suite ``rhs-rk4``: one right-hand side and one RK4 step of SA on the sphere.
+
+For tokens x (batch, n, d) on the unit sphere the right-hand side is
+
+    f(x)_i = P^perp_{x_i} sum_j A_ij x_j,   A = softmax_j(beta <x_i, x_j>),
+    P^perp_x v = v - <x, v> x,
+
+and the step is classical RK4 followed by the retraction x -> x / |x|. Implementations:
+
+* ``default-numpy`` / ``default-torch`` - the package: ``SA(beta)(0.0, x)`` and
+  ``ClassicalRK4().step(field, 0.0, x, h)`` on numpy arrays / torch tensors;
+* ``sdpa``        - written here directly: torch ``scaled_dot_product_attention`` on
+  (batch, 1, n, d) inputs (the shape its fused kernel takes), then the projection;
+* ``numpy-dense`` - written here directly: the n x n scores, softmax in place, matmul,
+  projection. It is the only path that stores an n x n matrix.
+
+The two baselines share an RK4 written here, independent of the package's tableau
+code. Every path is checked against the package's materialised float64 reference
+(``attention.reference``, via ``SA(beta, path="reference")``).
+
+The machine's limit for one right-hand side (DESIGN, "Performance model") is
+estimated as  batch (4 n^2 d / F + n^2 / E)  seconds, with F the GEMM rate and E the
+exp rate measured here with torch at the same thread count; an RK4 step is four of
+them (the O(n d) projection and stage combinations are left out).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache, partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dynamics.fields.attention import SA
+from dynamics.integrators.schemes import ClassicalRK4
+from experiments.bench.registry import Case, Grid, Implementation, Ratio, Suite
+
+
+def _inputs(case: Case, seed: int) -> np.ndarray:
+    """Tokens drawn uniformly on the sphere, float64 (batch, n, d)."""
+    x = np.random.default_rng(seed).standard_normal((case.batch, case.n, case.d))
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _rk4(f, x, h: float, norm):
+    """Classical RK4 step followed by the retraction y / |y|."""
+    k1 = f(x)
+    k2 = f(x + (h / 2) * k1)
+    k3 = f(x + (h / 2) * k2)
+    k4 = f(x + h * k3)
+    y = x + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return y / norm(y)
+
+
+# -- the package's default path ------------------------------------------------------------
+def _default(case: Case, x):
+    field = SA(case.beta)
+    scheme = ClassicalRK4()
+    return {
+        "rhs": lambda: field(0.0, x),
+        "rk4": lambda: scheme.step(field, 0.0, x, case.h),
+    }
+
+
+def _default_numpy(case: Case, x0: np.ndarray):
+    return _default(case, x0.astype(case.dtype))
+
+
+def _default_torch(case: Case, x0: np.ndarray):
+    return _default(case, torch.from_numpy(x0.astype(case.dtype)).to(case.device))
+
+
+# -- baseline: torch SDPA + projection ------------------------------------------------------
+def _sdpa_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:
+    x4 = x[:, None]  # (batch, 1, n, d): SDPA's fused kernels need 4-d inputs
+    drive = F.scaled_dot_product_attention(x4, x4, x4, scale=beta)[:, 0]
+    return drive - (x * drive).sum(dim=-1, keepdim=True) * x
+
+
+def _torch_norm(y: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+
+
+def _sdpa(case: Case, x0: np.ndarray):
+    x = torch.from_numpy(x0.astype(case.dtype)).to(case.device)
+    f = partial(_sdpa_rhs, beta=case.beta)
+    return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _torch_norm)}
+
+
+# -- baseline: materialised numpy --------------------------------------------------------------
+def _dense_numpy_rhs(x: np.ndarray, beta: float) -> np.ndarray:
+    s = x @ np.swapaxes(x, -1, -2)  # (batch, n, n), the one stored matrix
+    s *= beta
+    s -= s.max(axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    drive = (s @ x) / s.sum(axis=-1, keepdims=True)
+    return drive - np.sum(x * drive, axis=-1, keepdims=True) * x
+
+
+def _numpy_norm(y: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(y, axis=-1, keepdims=True)
+
+
+def _numpy_dense(case: Case, x0: np.ndarray):
+    x = x0.astype(case.dtype)
+    f = partial(_dense_numpy_rhs, beta=case.beta)
+    return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _numpy_norm)}
+
+
+# -- the reference ---------------------------------------------------------------------------
+def _reference(case: Case, x0: np.ndarray) -> dict[str, np.ndarray]:
+    """float64, through the package's materialised attention (``attention.reference``)."""
+    field = SA(case.beta, path="reference")
+    return {"rhs": field(0.0, x0), "rk4": ClassicalRK4().step(field, 0.0, x0, case.h)}
+
+
+# -- the machine's limit ------------------------------------------------------------------------
+@cache
+def _rates(dtype: str, device: str, threads: int) -> dict[str, float]:
+    """GEMM GFLOP/s (two 1024 x 1024 matrices) and exp/s (2^22 entries), best of 5."""
+    tdtype = getattr(torch, dtype)
+    a, b = (torch.rand(1024, 1024, dtype=tdtype, device=device) for _ in range(2))
+    e = torch.rand(1 << 22, dtype=tdtype, device=device) - 1
+    out = torch.empty_like(e)
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    gemm = 2 * 1024**3 / best(lambda: torch.matmul(a, b)) / 1e9
+    exp = e.numel() / best(lambda: torch.exp(e, out=out))
+    return {"gemm_gflops": gemm, "exp_per_s": exp}
+
+
+def _limit(case: Case, op: str) -> tuple[float, dict[str, float]]:
+    rates = _rates(case.dtype, case.device, torch.get_num_threads())
+    n2 = case.n * case.n
+    rhs = case.batch * (4 * n2 * case.d / (1e9 * rates["gemm_gflops"]) + n2 / rates["exp_per_s"])
+    return rhs * (4 if op == "rk4" else 1), rates
+
+
+SUITE = Suite(
+    name="rhs-rk4",
+    summary="one SA right-hand side and one RK4 step on the sphere",
+    ops=("rhs", "rk4"),
+    implementations=(
+        Implementation("default-numpy", "default", "SA(beta)(0, x), x numpy", _default_numpy),
+        Implementation("default-torch", "default", "SA(beta)(0, x), x torch", _default_torch),
+        Implementation("sdpa", "baseline", "torch SDPA (4-d) + projection", _sdpa),
+        Implementation(
+            "numpy-dense", "baseline", "numpy: n x n scores, softmax, matmul, projection",
+            _numpy_dense, stores_dense=True,
+        ),
+    ),
+    reference=_reference,
+    inputs=_inputs,
+    ratios=(
+        Ratio("default/SDPA", "default-numpy", "sdpa", "<= 1 (no slower than SDPA + projection)"),
+        Ratio("default-torch/SDPA", "default-torch", "sdpa", "<= 1"),
+        Ratio("numpy/default", "numpy-dense", "default-numpy", ">= 4 at n = 16384"),
+    ),
+    grid=Grid(n=(256, 1024, 4096, 16384), d=(3, 64), dtypes=("float32", "float64")),
+    quick=Grid(n=(256, 1024), d=(3, 64), dtypes=("float32", "float64")),
+    limit=_limit,
+)

@@ -1,0 +1,102 @@
+"""Peak memory of one benchmark call, measured in a fresh process.
+
+The parent starts ``python -m experiments.bench.memory SPEC`` for one (suite,
+implementation, operation, case). The child fixes the threads, runs the call once
+on a small case (libraries, kernels and thread pools get loaded), builds the
+full-size inputs, then resets the kernel's resident-set high-water mark (writing
+5 to /proc/self/clear_refs) and runs the call once. The peak is
+
+    VmHWM after the call - VmRSS before it        (/proc/self/status)
+
+i.e. the most memory the call held at once, output included. Where clear_refs is
+not writable the child uses the growth of getrusage's ru_maxrss instead, which
+misses any peak below the process's earlier high-water mark (reported as method).
+A fresh process per call keeps one path's freed-but-cached memory out of another's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+from typing import Any
+
+from experiments.bench.registry import Case, load_suite
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _reset_high_water() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_of(call: Any) -> tuple[float, str]:
+    """Run ``call()`` once; MiB it added at its peak over the current resident set."""
+    gc.collect()
+    if _reset_high_water():
+        before = _status_kib("VmRSS")
+        call()
+        return (_status_kib("VmHWM") - before) / 1024, "VmHWM-after-clear_refs"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    call()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) / 1024, "ru_maxrss-growth"
+
+
+def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """The child's work; ``spec`` has suite, path, op, threads, seed and the case fields."""
+    from experiments.bench.timing import fix_threads
+
+    fix_threads(spec["threads"])
+    suite = load_suite(spec["suite"])
+    impl = suite.implementation(spec["path"])
+    case = Case(**spec["case"])
+    small = dataclasses.replace(case, n=min(case.n, 64))
+    impl.prepare(small, suite.inputs(small, spec["seed"]))[spec["op"]]()
+    call = impl.prepare(case, suite.inputs(case, spec["seed"]))[spec["op"]]
+    peak_mib, method = peak_of(call)
+    return {"peak_mib": peak_mib, "method": method}
+
+
+def measure_peak(
+    suite: str, path: str, op: str, case: Case, *, threads: int, seed: int = 0,
+    timeout_s: float = 1800.0,
+) -> dict[str, Any]:
+    """Peak MiB of one call in a fresh process: {"peak_mib", "method"} or {"error"}."""
+    spec = {
+        "suite": suite, "path": path, "op": op, "threads": threads, "seed": seed,
+        "case": dataclasses.asdict(case),
+    }
+    env = dict(os.environ)
+    env.update({v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "MKL_NUM_THREADS")})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "experiments.bench.memory", json.dumps(spec)],
+            capture_output=True, text=True, env=env, timeout=timeout_s, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"child exited with {proc.returncode}: {tail[0]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure_in_child(json.loads(sys.argv[1]))))

@@ -1,0 +1,211 @@
+"""Run a suite: check every path against the reference, time it, measure its peak memory.
+
+For each case (n, d, dtype):
+
+1. check  - at n_check = min(n, suite.check_n) every implementation's output of every
+            operation is compared with the suite's float64 reference; a max |error| above
+            ``tolerance(dtype)`` = 1000 eps aborts the run (``CheckFailed``), so a fast
+            wrong path is never timed;
+2. time   - warm-up and repeats (``timing.measure``); the warm-up outputs at full n are
+            compared with the first default path's (``agreement``); where the suite has a
+            ``limit``, each median is set against it (``fraction_of_limit`` = limit / median);
+3. memory - one fresh process per (implementation, operation) (``memory.measure_peak``).
+
+A path that stores an n x n matrix is skipped, with the reason reported, where two such
+matrices would not fit in the available memory or n exceeds ``max_dense_n``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from experiments.bench.memory import measure_peak
+from experiments.bench.registry import Case, Implementation, Suite
+from experiments.bench.timing import machine_info, measure, memory_available_bytes
+
+RESULT_FIELDS: tuple[str, ...] = (
+    "n", "d", "dtype", "batch", "op", "path", "role", "skipped",
+    "median_ms", "repeats", "calls_per_repeat", "times_ms",
+    "limit_ms", "fraction_of_limit",
+    "check_n", "check_error", "tolerance", "agreement", "peak_mib", "memory_method",
+)
+RATIO_FIELDS: tuple[str, ...] = ("n", "d", "dtype", "op", "label", "value", "target")
+
+
+class CheckFailed(AssertionError):
+    """A path disagrees with the reference: its timings would mean nothing."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    repeats: int = 5
+    threads: int = 1
+    memory: bool = True
+    max_dense_n: int | None = None
+    seed: int = 0
+    warmup: int = 1
+    pause_s: float = 0.25
+    interleave: bool = False
+
+
+@dataclass
+class Report:
+    suite: str
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    ratios: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def tolerance(dtype: str) -> float:
+    """Largest max |error| accepted against the float64 reference."""
+    return 1000.0 * float(np.finfo(dtype).eps)
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """A host float64 copy of a numpy array or torch tensor."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def skip_reason(impl: Implementation, case: Case, settings: Settings) -> str | None:
+    """Why ``impl`` is not run on ``case``, or None."""
+    if case.device not in impl.devices:
+        return f"runs on {impl.devices}, not {case.device}"
+    if not impl.stores_dense:
+        return None
+    if settings.max_dense_n is not None and case.n > settings.max_dense_n:
+        return f"stores n x n; n > --max-dense-n {settings.max_dense_n}"
+    available = memory_available_bytes()
+    if available is not None and 2 * case.dense_bytes > available:
+        return (f"stores n x n ({case.dense_bytes / 2**30:.1f} GiB); two would not fit in "
+                f"{available / 2**30:.1f} GiB available")
+    return None
+
+
+def check_case(suite: Suite, case: Case, seed: int) -> dict[tuple[str, str], float]:
+    """Max |error| of every (implementation, op) against the reference at this case."""
+    x0 = suite.inputs(case, seed)
+    reference = suite.reference(case, x0)
+    tol = tolerance(case.dtype)
+    errors: dict[tuple[str, str], float] = {}
+    for impl in suite.implementations:
+        if case.device not in impl.devices:
+            continue
+        ops = impl.prepare(case, x0)
+        for op in suite.ops:
+            err = float(np.max(np.abs(as_numpy(ops[op]()) - reference[op])))
+            if not err <= tol:
+                raise CheckFailed(
+                    f"{impl.name} {op} at n={case.n} d={case.d} {case.dtype}: max |error| "
+                    f"{err:.3g} against the float64 reference exceeds {tol:.3g}"
+                )
+            errors[impl.name, op] = err
+    return errors
+
+
+def _time_case(suite: Suite, case: Case, impls: list[Implementation], settings: Settings):
+    x0 = suite.inputs(case, settings.seed)
+    prepared = {impl.name: impl.prepare(case, x0) for impl in impls}
+    timings, agreement = {}, {}
+    for op in suite.ops:
+        calls = {name: ops[op] for name, ops in prepared.items()}
+        op_timings, outputs = measure(
+            calls, settings.repeats, warmup=settings.warmup, pause_s=settings.pause_s,
+            interleave=settings.interleave,
+        )
+        first = as_numpy(outputs[impls[0].name])
+        for name, timing in op_timings.items():
+            timings[name, op] = timing
+            agreement[name, op] = float(np.max(np.abs(as_numpy(outputs[name]) - first)))
+        del outputs
+    return timings, agreement
+
+
+def run_suite(
+    suite: Suite, cases: list[Case], settings: Settings, log: Callable[[str], None] = print
+) -> Report:
+    """Check, time and measure every case; see the module docstring."""
+    report = Report(suite.name, machine_info(), dataclasses.asdict(settings))
+    checks: dict[Case, dict[tuple[str, str], float]] = {}
+    for case in cases:
+        small = dataclasses.replace(case, n=min(case.n, suite.check_n))
+        if small not in checks:
+            checks[small] = check_case(suite, small, settings.seed)
+            worst = max(checks[small].values())
+            log(f"check n={small.n} d={small.d} {small.dtype}: worst max|error| {worst:.2e} "
+                f"(tolerance {tolerance(small.dtype):.1e})")
+        skipped = {impl.name: skip_reason(impl, case, settings) for impl in suite.implementations}
+        running = [impl for impl in suite.implementations if skipped[impl.name] is None]
+        log(f"time n={case.n} d={case.d} {case.dtype}: {', '.join(i.name for i in running)}")
+        timings, agreement = _time_case(suite, case, running, settings)
+        for impl in suite.implementations:
+            for op in suite.ops:
+                row = _result_row(case, impl, op, skipped[impl.name], small, checks[small])
+                if skipped[impl.name] is None:
+                    row.update(_timing_fields(timings[impl.name, op]))
+                    row["agreement"] = agreement[impl.name, op]
+                    _add_limit(row, suite, case, op, report)
+                    if settings.memory:
+                        _add_peak(row, suite, impl, op, case, settings)
+                report.results.append(row)
+        report.ratios.extend(_ratios(suite, case, report.results))
+    report.machine["load_average_end"] = machine_info()["load_average"]
+    return report
+
+
+def _result_row(case, impl, op, skipped, small, errors) -> dict[str, Any]:
+    row = dict.fromkeys(RESULT_FIELDS)
+    row.update(n=case.n, d=case.d, dtype=case.dtype, batch=case.batch, op=op, path=impl.name,
+               role=impl.role, skipped=skipped, check_n=small.n,
+               check_error=errors.get((impl.name, op)), tolerance=tolerance(case.dtype))
+    return row
+
+
+def _add_limit(row, suite: Suite, case: Case, op: str, report: Report) -> None:
+    if suite.limit is None:
+        return
+    limit_s, rates = suite.limit(case, op)
+    report.machine.setdefault("rates", {})[case.dtype] = dict(rates)
+    row["limit_ms"] = 1e3 * limit_s
+    row["fraction_of_limit"] = row["limit_ms"] / row["median_ms"]
+
+
+def _add_peak(row, suite: Suite, impl: Implementation, op: str, case: Case, settings) -> None:
+    peak = measure_peak(suite.name, impl.name, op, case, threads=settings.threads,
+                        seed=settings.seed)
+    row["peak_mib"] = peak.get("peak_mib")
+    row["memory_method"] = peak.get("method", peak.get("error"))
+
+
+def _timing_fields(timing) -> dict[str, Any]:
+    return {
+        "median_ms": 1e3 * timing.median_s,
+        "repeats": len(timing.per_call_s),
+        "calls_per_repeat": timing.calls_per_repeat,
+        "times_ms": [1e3 * t for t in timing.per_call_s],
+    }
+
+
+def _ratios(suite: Suite, case: Case, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    median = {
+        (r["path"], r["op"]): r["median_ms"] for r in results
+        if (r["n"], r["d"], r["dtype"], r["batch"]) == (case.n, case.d, case.dtype, case.batch)
+    }
+    rows = []
+    for op in suite.ops:
+        for ratio in suite.ratios:
+            num, den = median.get((ratio.numerator, op)), median.get((ratio.denominator, op))
+            value = None if num is None or den is None else num / den
+            rows.append(dict(n=case.n, d=case.d, dtype=case.dtype, op=op, label=ratio.label,
+                             value=value, target=ratio.target))
+    return rows
