@@ -1,6 +1,96 @@
-"""attention: attention operators, defined once for numpy, torch and JAX."""
+"""attention: attention operators, defined once for numpy, torch and JAX.
 
+The reference (``attend``, ``attention_weights``) and its fast paths (``attend_fast``);
+the operator layer (``Operator``: heads, mask, bias, normalisation, KV cache) with every
+variant of the spec by name (``OperatorConfig``, ``build``), its masks in dense and block
+form, KV accounting, and a torch layer (``AttentionLayer``, loaded on first use).
+"""
+
+from attention.accounting import kv_bytes, kv_elements, param_count, ter_slsd
+from attention.anchored import AnchorMask, anchored_decode, stack_forward
+from attention.config import VARIANTS, OperatorConfig, assemble, build, init_params
+from attention.core import grouped_attention, grouped_weights
 from attention.dispatch import attend_fast
+from attention.masks import (
+    CAUSAL,
+    FULL,
+    BlockLayout,
+    Causal,
+    DenseMask,
+    Full,
+    SlidingWindow,
+    check_rows,
+)
+from attention.online_softmax import tiled_attention
+from attention.operator import KVCache, Operator
+from attention.positional import (
+    DistanceBias,
+    Rope,
+    alibi,
+    alibi_slopes,
+    harmonic_alibi,
+    harmonic_number,
+    harmonic_slopes,
+)
+from attention.prflash import PrFlashMask, expected_work, geometric, given, harmonic, window
 from attention.reference import attend, attend_chunked, attention_weights, causal_mask, scores
 
-__all__ = ["attend", "attend_chunked", "attend_fast", "attention_weights", "causal_mask", "scores"]
+_LAZY = {"AttentionLayer": "attention.layer"}
+
+
+def __getattr__(name: str):
+    """The torch layer is imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'attention' has no attribute {name!r}")
+
+
+__all__ = [
+    "CAUSAL",
+    "FULL",
+    "VARIANTS",
+    "AnchorMask",
+    "AttentionLayer",
+    "BlockLayout",
+    "Causal",
+    "DenseMask",
+    "DistanceBias",
+    "Full",
+    "KVCache",
+    "Operator",
+    "OperatorConfig",
+    "PrFlashMask",
+    "Rope",
+    "SlidingWindow",
+    "alibi",
+    "alibi_slopes",
+    "anchored_decode",
+    "assemble",
+    "attend",
+    "attend_chunked",
+    "attend_fast",
+    "attention_weights",
+    "build",
+    "causal_mask",
+    "check_rows",
+    "expected_work",
+    "geometric",
+    "given",
+    "grouped_attention",
+    "grouped_weights",
+    "harmonic",
+    "harmonic_alibi",
+    "harmonic_number",
+    "harmonic_slopes",
+    "init_params",
+    "kv_bytes",
+    "kv_elements",
+    "param_count",
+    "scores",
+    "stack_forward",
+    "ter_slsd",
+    "tiled_attention",
+    "window",
+]

@@ -78,3 +78,50 @@ def sdpa_attend(
     if normalization == "usa-shifted":
         out = out * torch.exp(-torch.as_tensor(beta, dtype=out.dtype, device=out.device))
     return out
+
+
+def sdpa_grouped(
+    q: Array,
+    k: Array,
+    v: Array,
+    scale: Any,
+    *,
+    mask: Any = None,
+    causal: bool = False,
+    bias: Array | None = None,
+) -> Array:
+    """Softmax attention of q (B, H, n, e) over grouped k, v (B, G, m, .) through SDPA.
+
+    The mask (host or torch booleans broadcasting to (B, H, n, m)) and the additive bias
+    become SDPA's ``attn_mask`` (boolean, or float with -inf where masked); G < H uses
+    ``enable_gqa``. The scale is folded into q (see ``_as_torch_scale``).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from attention.masks import as_backend_mask
+
+    B, H, n, _ = q.shape
+    G, m = k.shape[1], k.shape[2]
+    if k.shape[0] != B:
+        k, v = k.expand(B, *k.shape[1:]), v.expand(B, *v.shape[1:])
+    q = q * scale
+    attn = None
+    if mask is not None or bias is not None:
+        allowed = None
+        if mask is not None:
+            allowed = as_backend_mask(mask, q)
+            allowed = allowed if allowed.ndim != 3 else allowed[:, None]
+        if causal:
+            c = torch.ones(n, m, dtype=torch.bool, device=q.device).tril()
+            allowed = c if allowed is None else allowed & c
+        if bias is None:
+            attn = allowed
+        else:
+            attn = bias.to(q.dtype)
+            if allowed is not None:
+                attn = torch.where(allowed, attn, torch.full_like(attn, float("-inf")))
+        causal = False
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn, is_causal=causal, scale=1.0, enable_gqa=G != H
+    )

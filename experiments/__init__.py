@@ -8,6 +8,13 @@ and a one-line help. The command line imports a study's module only to build its
 sub-parser, so a study keeps numpy/torch imports out of that module's top level:
 thread settings given on the command line then take effect before any numerical
 library starts its thread pools.
+
+The study layer (``config`` -> ``chunks`` -> ``runner`` -> ``store``, with the kinds in
+``experiments.studies`` and the fields in ``experiments.fields``) runs many flows over
+a grid of parameters and seeds, stores them resumably and plots them:
+
+    python -m experiments clustering-time --config experiments/configs/clustering_time_small.toml
+    python -m experiments plot out/clustering_time_small.zarr
 """
 
 from __future__ import annotations
@@ -37,9 +44,40 @@ def register_study(name: str, module: str, help: str) -> Study:
 
 
 register_study(
+    "clustering-time",
+    "experiments.cli",
+    "time until all pairs are within 1 - delta over seeds vs beta, d, n: Kaplan-Meier medians "
+    "with confidence intervals, censoring, fitted scaling",
+)
+register_study(
+    "phase-diagram",
+    "experiments.cli",
+    "the Fig. 3 statistic (fraction of clustered pairs) on a (t, beta) grid with Gamma_inf",
+)
+register_study(
+    "cluster-count",
+    "experiments.cli",
+    "number of clusters at given times vs beta, with the circle's predicted dominant mode",
+)
+# Slot: "variant-flows" (flows of the attention variants) registers here with the attention
+# work, as register_study("variant-flows", "experiments.cli", ...) plus a study kind in
+# experiments.studies and fields in experiments.fields.
+register_study(
+    "plot",
+    "experiments.plotting",
+    "the standard figures (PNG + PDF) of a stored study, from the store alone",
+)
+register_study(
     "bench",
     "experiments.bench.cli",
     "time one right-hand side and one RK4 step against SDPA and materialised numpy",
 )
+register_study(
+    "bench-study",
+    "experiments.study_bench",
+    "seeds per second of a clustering-time study against one simulate call per seed",
+)
 
-__all__ = ["STUDIES", "Study", "register_study"]
+EPILOG = "variant-flows: arrives with the attention variants (not registered yet)."
+
+__all__ = ["EPILOG", "STUDIES", "Study", "register_study"]

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from experiments import STUDIES
+from experiments import EPILOG, STUDIES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments",
         description="Studies and benchmarks of attention-flows.",
+        epilog=EPILOG,
     )
     commands = parser.add_subparsers(dest="study", metavar="STUDY")
     for study in STUDIES.values():

@@ -1,0 +1,252 @@
+"""Attention masks: which keys each query may see, in a dense form and a block form.
+
+A mask says M_ij = 1 when query i may attend key j. It is index structure, so it is
+built on the host (numpy booleans) from the token *positions* of the queries and keys
+(q_pos (n,), k_pos (m,)): the same mask serves a full forward (q_pos = k_pos =
+0..n-1) and a decode step (one query at the newest position, keys from a cache).
+
+Every mask object has
+
+* ``allowed(q_pos, k_pos, step=0)`` - the dense (n, m) boolean form, used by the
+  reference; masks resampled per step (PrFlash) take the step index and may return
+  (batch, n, m) when ``step`` is an array (batch,) of per-member steps;
+* ``layout(q_pos, k_pos, block, step=0)`` - the block form used by kernels: for each
+  query block, the key blocks that are *full* (every entry allowed: no elementwise
+  mask needed) and those that are *partial* (the elementwise mask is applied there).
+  Absent blocks are skipped. This is FlexAttention's ``BlockMask`` (kv_num_blocks /
+  kv_indices and their full_* twins) and the tile lists of a Triton kernel.
+
+No mask may leave a query row with nothing to attend: :func:`check_rows` raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from attention.backend import Array, is_jax, is_torch
+
+
+def positions(n: int) -> np.ndarray:
+    """The default positions 0..n-1 of a sequence of n tokens."""
+    return np.arange(n, dtype=np.int64)
+
+
+def check_positions(name: str, pos: Any) -> np.ndarray:
+    """Host int64 positions (n,), non-negative."""
+    arr = np.asarray(pos)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-d integer array of token positions, got {arr!r}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got min {arr.min()}")
+    return arr.astype(np.int64)
+
+
+def check_rows(allowed: np.ndarray) -> None:
+    """Raise if some query row of a dense mask (..., n, m) allows no key."""
+    empty = ~np.asarray(allowed, dtype=bool).any(axis=-1)
+    if empty.any():
+        rows = np.unique(np.nonzero(empty)[-1])[:8].tolist()
+        raise ValueError(
+            f"the mask leaves query rows {rows} with no key to attend; every row needs at "
+            "least one allowed key (keep the diagonal, or widen the window)"
+        )
+
+
+def as_backend_mask(allowed: Any, like: Array) -> Array:
+    """A boolean mask on the backend (and device) of ``like``."""
+    if is_torch(like):
+        import torch
+
+        if isinstance(allowed, torch.Tensor):
+            return allowed.to(device=like.device, dtype=torch.bool)
+        return torch.as_tensor(np.asarray(allowed, dtype=bool), device=like.device)
+    if is_jax(like):
+        import jax.numpy as jnp
+
+        return jnp.asarray(allowed, dtype=bool)
+    return np.asarray(allowed, dtype=bool)
+
+
+# -- the block form ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Per query block I (rows I*block .. (I+1)*block - 1), the key blocks to visit.
+
+    full[I]:    key blocks where every (existing) entry is allowed;
+    partial[I]: key blocks with some allowed entries: apply the elementwise mask there.
+    Blocks listed in neither are skipped. n, m are the query and key lengths.
+    """
+
+    block: int
+    n: int
+    m: int
+    full: tuple[tuple[int, ...], ...]
+    partial: tuple[tuple[int, ...], ...]
+
+    @property
+    def query_blocks(self) -> int:
+        return -(-self.n // self.block)
+
+    @property
+    def key_blocks(self) -> int:
+        return -(-self.m // self.block)
+
+    @classmethod
+    def from_dense(cls, allowed: np.ndarray, block: int) -> BlockLayout:
+        """Classify the tiles of a dense (n, m) mask into full, partial and empty."""
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.ndim != 2:
+            raise ValueError(f"a block layout needs one (n, m) mask, got shape {allowed.shape}")
+        check_block(block)
+        n, m = allowed.shape
+        full, partial = [], []
+        for i0 in range(0, n, block):
+            f, p = [], []
+            for J, j0 in enumerate(range(0, m, block)):
+                tile = allowed[i0 : i0 + block, j0 : j0 + block]
+                if tile.all():
+                    f.append(J)
+                elif tile.any():
+                    p.append(J)
+            full.append(tuple(f))
+            partial.append(tuple(p))
+        return cls(block, n, m, tuple(full), tuple(partial))
+
+    def support(self) -> np.ndarray:
+        """(n, m) booleans: True on every visited tile (full or partial)."""
+        out = np.zeros((self.n, self.m), dtype=bool)
+        b = self.block
+        for I in range(self.query_blocks):
+            for J in (*self.full[I], *self.partial[I]):
+                out[I * b : (I + 1) * b, J * b : (J + 1) * b] = True
+        return out
+
+    def kept_blocks(self) -> int:
+        """Number of visited tiles (the work of a block-sparse kernel)."""
+        return sum(len(f) + len(p) for f, p in zip(self.full, self.partial, strict=True))
+
+    def kv_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(kv_num_blocks (Qb,), kv_indices (Qb, Kb), full_kv_num_blocks, full_kv_indices):
+        the partial and full lists padded into FlexAttention's ``from_kv_blocks`` arrays."""
+        qb, kb = self.query_blocks, self.key_blocks
+
+        def pack(lists):
+            num = np.array([len(x) for x in lists], dtype=np.int32)
+            idx = np.zeros((qb, kb), dtype=np.int32)
+            for I, x in enumerate(lists):
+                idx[I, : len(x)] = x
+            return num, idx
+
+        return (*pack(self.partial), *pack(self.full))
+
+
+def check_block(block: int) -> int:
+    if not isinstance(block, (int, np.integer)) or isinstance(block, bool) or block < 1:
+        raise ValueError(f"block size must be a positive integer, got {block!r}")
+    return int(block)
+
+
+# -- masks -------------------------------------------------------------------------------
+
+
+class Mask:
+    """Base class: subclasses define ``allowed``; the block form defaults to tiling it."""
+
+    random: ClassVar[bool] = False
+    causal: ClassVar[bool] = False
+
+    def allowed(self, q_pos: Any, k_pos: Any, step: Any = 0) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def layout(self, q_pos: Any, k_pos: Any, block: int, step: Any = 0) -> BlockLayout:
+        allowed = self.allowed(q_pos, k_pos, step)
+        if allowed.ndim != 2:
+            raise ValueError("a block layout is built for one step at a time (an integer step)")
+        return BlockLayout.from_dense(allowed, block)
+
+
+@dataclass(frozen=True)
+class Full(Mask):
+    """Every key is visible (bidirectional attention)."""
+
+    def allowed(self, q_pos, k_pos, step=0):
+        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
+        return np.ones((q.size, k.size), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Causal(Mask):
+    """M_ij = 1[pos(j) <= pos(i)]: a token sees itself and its past."""
+
+    causal: ClassVar[bool] = True
+
+    def allowed(self, q_pos, k_pos, step=0):
+        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
+        return k[None, :] <= q[:, None]
+
+    def layout(self, q_pos, k_pos, block, step=0):
+        """Analytic form for q_pos = k_pos = 0..n-1: J < I full, J = I partial."""
+        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
+        block = check_block(block)
+        if not (np.array_equal(q, np.arange(q.size)) and np.array_equal(k, np.arange(k.size))):
+            return super().layout(q, k, block, step)
+        n, m = q.size, k.size
+        full, partial = [], []
+        for I in range(-(-n // block)):
+            below = tuple(range(min(I, -(-m // block))))
+            if I * block >= m:
+                full.append(below)
+                partial.append(())
+            elif min(block, m - I * block) == 1:  # a one-column diagonal tile
+                full.append((*below, I))
+                partial.append(())
+            else:
+                full.append(below)
+                partial.append((I,))
+        return BlockLayout(block, n, m, tuple(full), tuple(partial))
+
+
+@dataclass(frozen=True)
+class SlidingWindow(Mask):
+    """M_ij = 1[0 <= pos(i) - pos(j) < window]: the last ``window`` tokens, itself included."""
+
+    window: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, (int, np.integer)) or self.window < 1:
+            raise ValueError(f"window must be a positive integer, got {self.window!r}")
+
+    def allowed(self, q_pos, k_pos, step=0):
+        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
+        gap = q[:, None] - k[None, :]
+        return (gap >= 0) & (gap < self.window)
+
+
+@dataclass(frozen=True)
+class DenseMask(Mask):
+    """A user-given (N, N) boolean table over positions: M_ij = table[pos(i), pos(j)]."""
+
+    table: Any = None
+
+    def __post_init__(self) -> None:
+        table = np.asarray(self.table)
+        if table.ndim != 2 or table.dtype != bool:
+            raise ValueError(f"table must be a 2-d boolean array, got {table.dtype} {table.shape}")
+        check_rows(table)
+        object.__setattr__(self, "table", table)
+
+    def allowed(self, q_pos, k_pos, step=0):
+        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
+        rows, cols = self.table.shape
+        if (q.size and q.max() >= rows) or (k.size and k.max() >= cols):
+            raise ValueError(f"positions exceed the mask table of shape {self.table.shape}")
+        return self.table[np.ix_(q, k)]
+
+
+CAUSAL = Causal()
+FULL = Full()

@@ -1,0 +1,268 @@
+"""The attention operator: heads, mask, bias, normalisation and KV cache in one object.
+
+Every variant of attention.md §8 is one :class:`Operator`:
+
+    y_i = sum_h ( sum_j P^h_ij v^{g(h)}_j ) W_O^h,
+    P^h_i. = normalise( scale <q^h_i, k^{g(h)}_j> + b^h_ij  over the keys j with M_ij = 1 )
+
+* ``heads`` - the parameters and their factorisation (MHA/GQA/MQA, MLA, MFA, MFA-KR; see
+  ``attention.variants``). A heads object maps tokens to queries, tokens to the per-token
+  *cache* (exactly the tensors a decoder stores), the cache to keys and values, and head
+  outputs to the model dimension:
+
+      queries(x, pos) -> (B, H, n, e)        cache(x, pos) -> {name: (B, ..., n, c)}
+      keys_values(cache, pos) -> k (B, G, m, e), v (B, G, m, f)     output(o) -> (B, n, d)
+
+* ``mask`` (``attention.masks``, ``attention.anchored``, ``attention.prflash``), ``bias``
+  (``attention.positional``, ``attention.variants.dma``), ``normalization`` ("softmax",
+  "usa", "usa-shifted", "sinkhorn"), ``quantizer`` (what the stored cache turns the keys
+  and values into: ``attention.variants.saq``).
+
+The same object runs a full forward pass, a prefill that returns its :class:`KVCache`,
+and decode steps against a cache (which may have been reduced, as AnSAN's Algorithm 1
+does). It works on numpy, torch and JAX arrays; a torch layer (``attention.layer``) and
+a dynamics field (``dynamics.fields.operator``) are thin wrappers around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from attention.backend import Array, asarray_like, is_jax, is_torch, namespace
+from attention.core import NORMALIZATIONS_ALL, ROUTES, grouped_attention, grouped_weights
+from attention.masks import check_positions, check_rows, positions
+
+
+def convert_arrays(obj: Any, like: Array) -> Any:
+    """A copy of a frozen dataclass with every array field (listed in ``ARRAYS``) moved to
+    the backend, dtype and device of ``like``; None fields stay None."""
+    names = getattr(obj, "ARRAYS", ())
+    return replace(obj, **{
+        name: None if getattr(obj, name) is None else asarray_like(getattr(obj, name), like)
+        for name in names
+    })
+
+
+def arrays_of(obj: Any) -> dict[str, Array]:
+    """The array fields of a heads, bias or quantizer object, by name (None omitted)."""
+    return {n: getattr(obj, n) for n in getattr(obj, "ARRAYS", ()) if getattr(obj, n) is not None}
+
+
+def index_like(idx: np.ndarray, like: Array) -> Array:
+    """Host integer indices on the backend (and device) of ``like``."""
+    if is_torch(like):
+        import torch
+
+        return torch.as_tensor(idx, dtype=torch.int64, device=like.device)
+    if is_jax(like):
+        import jax.numpy as jnp
+
+        return jnp.asarray(idx)
+    return np.asarray(idx)
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """What a decoder stores: tensors with the token axis at -2, and the tokens' positions.
+
+    tensors: {name: (B, ..., m, c)};  positions: host int (m,).
+    """
+
+    tensors: dict[str, Array]
+    positions: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.positions.size)
+
+    def elements_per_token(self) -> int:
+        """Scalars stored per token per layer (summed over the tensors, per batch member)."""
+        m = len(self)
+        if m == 0:
+            return 0
+        return int(sum(int(np.prod(t.shape)) // (t.shape[0] * m) for t in self.tensors.values()))
+
+    def select(self, keep: Any) -> KVCache:
+        """The entries with keep[j] true (keep: host booleans (m,))."""
+        keep = np.asarray(keep, dtype=bool)
+        idx = np.nonzero(keep)[0]
+        out = {}
+        for name, t in self.tensors.items():
+            out[name] = namespace(t).take(t, index_like(idx, t), axis=t.ndim - 2)
+        return KVCache(out, self.positions[idx])
+
+    def append(self, other: KVCache) -> KVCache:
+        if set(other.tensors) != set(self.tensors):
+            raise ValueError("cannot join caches holding different tensors")
+        out = {}
+        for name, t in self.tensors.items():
+            xp = namespace(t)
+            out[name] = xp.concat([t, other.tensors[name]], axis=t.ndim - 2)
+        return KVCache(out, np.concatenate([self.positions, other.positions]))
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One attention layer (module docstring). ``scale`` None uses the heads' default
+    (1/sqrt(head dim) for most variants); ``mask`` None is full (bidirectional) attention."""
+
+    heads: Any
+    mask: Any = None
+    bias: Any = None
+    normalization: str = "softmax"
+    scale: Any = None
+    sinkhorn_iterations: int = 3
+    quantizer: Any = None
+    path: str = "auto"
+    name: str = field(default="attention", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS_ALL:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS_ALL}, got {self.normalization!r}"
+            )
+        if self.path not in ROUTES:
+            raise ValueError(f"path must be one of {ROUTES}, got {self.path!r}")
+        if self.scale is not None and not np.isfinite(np.asarray(self.scale, dtype=float)).all():
+            raise ValueError(f"scale must be finite, got {self.scale!r}")
+
+    # -- description ---------------------------------------------------------------------
+    @property
+    def d_in(self) -> int:
+        return self.heads.d_in
+
+    @property
+    def d_out(self) -> int:
+        return self.heads.d_out
+
+    @property
+    def random(self) -> bool:
+        """True when the mask is resampled per step (a random particle system)."""
+        return bool(getattr(self.mask, "random", False))
+
+    @property
+    def effective_scale(self) -> Any:
+        return self.heads.default_scale if self.scale is None else self.scale
+
+    def on(self, like: Array) -> Operator:
+        """This operator with its parameters on the backend, dtype and device of ``like``."""
+        out = replace(self, heads=self.heads.on(like))
+        if self.bias is not None:
+            out = replace(out, bias=self.bias.on(like))
+        return out
+
+    # -- passes ----------------------------------------------------------------------------
+    def cache(self, x: Array, pos: Any = None) -> KVCache:
+        """The per-token cache of tokens x (B, n, d) at positions ``pos`` (default 0..n-1)."""
+        x = self._check_tokens(x)
+        pos = positions(x.shape[-2]) if pos is None else check_positions("positions", pos)
+        if pos.size != x.shape[-2]:
+            raise ValueError(f"{pos.size} positions for {x.shape[-2]} tokens")
+        return KVCache(self.heads.cache(x, pos), pos)
+
+    def forward(
+        self, x: Array, pos: Any = None, *, step: Any = 0, path: str | None = None
+    ) -> Array:
+        """y (B, n, d_out): every token attends to the tokens of x under the mask."""
+        cache = self.cache(x, pos)
+        return self.attend(x, cache.positions, cache, step=step, path=path)
+
+    __call__ = forward
+
+    def prefill(self, x: Array, pos: Any = None, *, step: Any = 0) -> tuple[Array, KVCache]:
+        """(y, cache): a forward pass that also returns the cache a decoder would keep."""
+        cache = self.cache(x, pos)
+        return self.attend(x, cache.positions, cache, step=step), cache
+
+    def decode(
+        self, x: Array, pos: Any, cache: KVCache, *, step: Any = 0
+    ) -> tuple[Array, KVCache]:
+        """(y, cache'): new tokens x (B, t, d) at positions ``pos`` attend to the cached
+        tokens and to themselves; their cache entries are appended."""
+        new = self.cache(x, pos)
+        cache = new if len(cache) == 0 else cache.append(new)
+        return self.attend(x, new.positions, cache, step=step), cache
+
+    def weights(self, x: Array, pos: Any = None, *, step: Any = 0) -> Array:
+        """The attention matrices P (B, H, n, n) of a forward pass (dense reference)."""
+        cache = self.cache(x, pos)
+        q, k, _, mask, causal, bias = self._prepare(x, cache.positions, cache, step)
+        return grouped_weights(
+            q, k, self.effective_scale, mask=mask, causal=causal, bias=bias,
+            normalization=self.normalization, sinkhorn_iterations=self.sinkhorn_iterations,
+        )
+
+    def attend(
+        self, x: Array, q_pos: Any, cache: KVCache, *, step: Any = 0, path: str | None = None
+    ) -> Array:
+        """Queries of x at q_pos against the keys and values held in ``cache``."""
+        q, k, v, mask, causal, bias = self._prepare(x, q_pos, cache, step)
+        o = grouped_attention(
+            q, k, v, self.effective_scale, mask=mask, causal=causal, bias=bias,
+            normalization=self.normalization, sinkhorn_iterations=self.sinkhorn_iterations,
+            path=path or self.path,
+        )
+        return self.heads.output(o)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check_tokens(self, x: Array) -> Array:
+        if getattr(x, "ndim", None) != 3:
+            raise ValueError(f"tokens must have shape (batch, n, d), got {getattr(x, 'shape', x)}")
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"the operator takes d = {self.d_in} features, got {x.shape[-1]}")
+        return x
+
+    def _prepare(self, x: Array, q_pos: Any, cache: KVCache, step: Any):
+        q_pos = check_positions("q_pos", q_pos)
+        k_pos = cache.positions
+        q = self.heads.queries(x, q_pos)
+        tensors = cache.tensors if self.quantizer is None else self.quantizer(cache.tensors)
+        k, v = self.heads.keys_values(tensors, k_pos)
+        if getattr(self.mask, "per_member", False) and np.ndim(step) == 0:
+            step = np.full(x.shape[0], int(step))
+        mask, causal = self._mask(q_pos, k_pos, step)
+        bias = None
+        if self.bias is not None:
+            bias = self.bias.values(q, k, v, q_pos, k_pos)
+            restrict = getattr(self.bias, "restrict", None)
+            if restrict is not None:
+                if causal:
+                    mask, causal = k_pos[None, :] <= q_pos[:, None], False
+                mask = restrict(mask, bias)
+        return q, k, v, mask, causal, bias
+
+    def _mask(self, q_pos: np.ndarray, k_pos: np.ndarray, step: Any):
+        """(host mask or None, causal flag): the causal flag is used when the mask is the
+        plain causal mask over aligned positions (the fast SDPA path)."""
+        if self.mask is None:
+            return None, False
+        aligned = q_pos.size == k_pos.size and np.array_equal(q_pos, np.arange(q_pos.size)) \
+            and np.array_equal(k_pos, q_pos)
+        if getattr(self.mask, "causal", False) and aligned:
+            return None, True
+        allowed = self.mask.allowed(q_pos, k_pos, step)
+        check_rows(allowed)
+        return allowed, False
+
+
+def operator_arrays(op: Operator) -> dict[str, Array]:
+    """All parameter arrays of an operator, keyed ``heads.NAME`` and ``bias.NAME``."""
+    out = {f"heads.{k}": v for k, v in arrays_of(op.heads).items()}
+    if op.bias is not None:
+        out.update({f"bias.{k}": v for k, v in arrays_of(op.bias).items()})
+    return out
+
+
+def with_arrays(op: Operator, arrays: dict[str, Array]) -> Operator:
+    """``op`` with the arrays named as in :func:`operator_arrays` replaced."""
+    heads = {k[6:]: v for k, v in arrays.items() if k.startswith("heads.")}
+    bias = {k[5:]: v for k, v in arrays.items() if k.startswith("bias.")}
+    unknown = set(arrays) - {f"heads.{k}" for k in heads} - {f"bias.{k}" for k in bias}
+    if unknown:
+        raise ValueError(f"unknown operator arrays {sorted(unknown)}")
+    out = replace(op, heads=replace(op.heads, **heads)) if heads else op
+    if bias:
+        out = replace(out, bias=replace(out.bias, **bias))
+    return out

@@ -1,0 +1,97 @@
+"""DMA: dynamic mask attention (Wonderful Matrices, arXiv 2412.11834; attention.md §6.3).
+
+Each key carries a learned, value-dependent "mass": from the values of all key/value
+heads,
+
+    delta^h_j = concat_g(v^g_j) W_dt + b_dt,                   W_dt (G f, n_b)
+    b^h_j     = exp(A_h softplus(delta^h_j))   ("exp": the paper-era code, A init 1)
+    b^h_j     = A_h softplus(delta^h_j)        ("linear": the 2025 kernel, A init 0)
+
+is added to every score of key j (a key-only bias, so P_ij = M_ij mu_j e^{<q_i,k_j>} / Z
+with mu_j = e^{b_j}). n_b is H (one bias per query head, the 2024 code) or G (one per
+key/value head, the 2025 kernel), broadcast over the heads of each group. With
+``window = w`` each query keeps only the w keys of largest bias among those it may see
+(ties broken by position, earlier first), which bounds the cache at w tokens; None keeps
+every key. The paper's own equation text was not seen (attention.md §10.7): both forms
+are parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from attention.backend import Array, namespace
+from attention.masks import as_backend_mask
+
+FORMS = ("exp", "linear")
+
+
+@dataclass(frozen=True)
+class DynamicMaskBias:
+    """The DMA bias (module docstring). W_dt (G f, n_b), b_dt (n_b,), A (n_b,)."""
+
+    W_dt: Any
+    b_dt: Any
+    A: Any
+    form: str = "exp"
+    window: int | None = None
+
+    ARRAYS: ClassVar[tuple[str, ...]] = ("W_dt", "b_dt", "A")
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ValueError(f"DMA form must be one of {FORMS}, got {self.form!r}")
+        if getattr(self.W_dt, "ndim", None) != 2:
+            raise ValueError("W_dt must be a matrix (G * f, n_b)")
+        nb = self.W_dt.shape[1]
+        if tuple(self.b_dt.shape) != (nb,) or tuple(self.A.shape) != (nb,):
+            raise ValueError(f"b_dt and A must have shape ({nb},)")
+        if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
+            raise ValueError(f"window must be a positive integer or None, got {self.window!r}")
+
+    def on(self, like: Array) -> DynamicMaskBias:
+        from attention.operator import convert_arrays
+
+        return convert_arrays(self, like)
+
+    def values(self, q: Array, k: Array, v: Array, q_pos: Any, k_pos: Any) -> Array:
+        """The bias (B, H, 1, m): one value per key, shared by every query."""
+        xp = namespace(v)
+        B, G, m, f = v.shape
+        H = q.shape[1]
+        if self.W_dt.shape[0] != G * f:
+            raise ValueError(f"W_dt must have G * f = {G * f} rows, got {self.W_dt.shape[0]}")
+        nb = self.W_dt.shape[1]
+        if nb not in (H, G):
+            raise ValueError(f"the DMA bias has {nb} heads; expected H = {H} or G = {G}")
+        flat = xp.reshape(xp.permute_dims(v, (0, 2, 1, 3)), (B, m, G * f))
+        delta = flat @ self.W_dt + self.b_dt
+        soft = xp.logaddexp(xp.zeros_like(delta), delta)
+        b = xp.exp(self.A * soft) if self.form == "exp" else self.A * soft
+        b = xp.permute_dims(b, (0, 2, 1))[:, :, None, :]
+        if nb != H:
+            b = xp.repeat(b, H // G, axis=1)
+        return b
+
+    def restrict(self, allowed: Any, bias: Array) -> Array | None:
+        """allowed AND (key among the ``window`` largest biases the query may see)."""
+        if self.window is None:
+            return allowed
+        xp = namespace(bias)
+        m = bias.shape[-1]
+        if allowed is None:
+            raise ValueError("DMA's top-w mask needs the base mask (use a causal or full mask)")
+        a = as_backend_mask(allowed, bias)
+        a = a if a.ndim != 2 else a[None, None]
+        a = a if a.ndim != 3 else a[:, None]
+        b = bias[:, :, 0, :]
+        idx = np.arange(m)
+        earlier = as_backend_mask(idx[:, None] < idx[None, :], bias)
+        beats = (b[..., :, None] > b[..., None, :]) | (
+            (b[..., :, None] == b[..., None, :]) & earlier
+        )
+        rank = xp.astype(a, bias.dtype) @ xp.astype(beats, bias.dtype)
+        return a & (rank < self.window)

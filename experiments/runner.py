@@ -1,0 +1,280 @@
+"""Running a study: plan the chunks, compute the unfinished ones, store, summarise.
+
+    report = run_study(config, "out/study.zarr")                  # local process pool
+    report = run_study(config, "out/study.zarr", workers=4)       # dask LocalCluster
+    report = run_study(config, "out/study.zarr", scheduler="tcp://host:8786")
+
+``compute_chunk(config, index)`` is a pure function: the numbers of a chunk depend only on
+the config and the chunk's index (seeds, betas and grid point come from the layout,
+random draws from generators keyed by the config seed), and it fixes torch's thread count
+to ``compute.threads``. So the local pool, a LocalCluster and a remote cluster produce
+identical stores on the CPU. Workers return their arrays; the driver alone writes them
+and then marks the chunk done (``experiments.store``), so a remote cluster needs no shared
+file system.
+
+Executors:
+
+* local (default): one chunk, one core or a CUDA device - chunks run in this process,
+  one after the other (a single GPU); otherwise a ``ProcessPoolExecutor`` with one worker
+  per core (``forkserver`` start, so no worker inherits a thread pool mid-flight);
+* ``workers=N``: a ``dask.distributed.LocalCluster`` of N single-threaded worker processes;
+* ``scheduler=ADDRESS``: an existing dask cluster (its workers need this package).
+  Chunks of a CUDA config ask for the worker resource ``{"GPU": 1}``; a LocalCluster
+  then gives each worker one such resource (start workers with ``--resources GPU=1``
+  on a real cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.chunks import Layout, members_of
+from experiments.config import StudyConfig
+from experiments.store import (
+    ChunkWriter,
+    append_history,
+    check_compatible,
+    clean_partial_files,
+    create_store,
+    done_mask,
+    export_netcdf,
+    open_dataset,
+    read_attrs,
+    write_summary,
+)
+
+GPU_RESOURCE = {"GPU": 1}
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` inside the block, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def compute_chunk(config: StudyConfig, index: int) -> tuple[int, dict[str, np.ndarray]]:
+    """The stored arrays of chunk ``index``, each shaped like its region of the store."""
+    from experiments.studies import STUDY_KINDS
+
+    kind = STUDY_KINDS[config.study]
+    chunk = Layout.of(config).chunk(index)
+    members = members_of(config, chunk)
+    with torch_threads(config.compute.threads):
+        results = kind.compute(config, members)
+    seeds = chunk.seeds.stop - chunk.seeds.start
+    betas = chunk.betas.stop - chunk.betas.start
+    out = {}
+    for name, var in kind.variables(config).items():
+        block = np.asarray(results[name])
+        out[name] = block.reshape(seeds, 1, 1, betas, *block.shape[1:]).astype(var.dtype)
+    return index, out
+
+
+# -- executors -------------------------------------------------------------------------------
+
+
+def _inline(config: StudyConfig, pending: Sequence[int]) -> Iterator[tuple[int, dict]]:
+    for index in pending:
+        yield compute_chunk(config, index)
+
+
+def _process_pool(config: StudyConfig, pending: Sequence[int],
+                  workers: int) -> Iterator[tuple[int, dict]]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["experiments.runner", "experiments.studies", "dynamics"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(compute_chunk, config, index) for index in pending}
+        try:
+            while futures:
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _dask(config: StudyConfig, pending: Sequence[int], *, workers: int | None,
+          scheduler: str | None) -> Iterator[tuple[int, dict]]:
+    from distributed import Client, LocalCluster, as_completed
+
+    resources = GPU_RESOURCE if config.compute.gpu else None
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            client = stack.enter_context(Client(scheduler))
+        else:
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, resources=resources))
+            client = stack.enter_context(Client(cluster))
+        futures = [client.submit(compute_chunk, config, index, pure=False,
+                                 resources=resources, key=f"chunk-{index}-{os.getpid()}")
+                   for index in pending]
+        for _, result in as_completed(futures, with_results=True):
+            yield result
+
+
+def chunk_results(config: StudyConfig, pending: Sequence[int], *, workers: int | None = None,
+                  scheduler: str | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(index, arrays) of every pending chunk as they finish, on the chosen executor."""
+    if workers is not None and scheduler is not None:
+        raise ValueError("give --workers (a local dask cluster) or --scheduler, not both")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not pending:
+        return iter(())
+    if workers is not None or scheduler is not None:
+        return _dask(config, pending, workers=workers, scheduler=scheduler)
+    cores = os.cpu_count() or 1
+    if len(pending) == 1 or cores == 1 or config.compute.gpu:
+        return _inline(config, pending)
+    return _process_pool(config, pending, min(cores, len(pending)))
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+class Progress:
+    """A tqdm bar over chunks with ETA; with ``quiet``, at most ~20 plain log lines."""
+
+    def __init__(self, total: int, done: int, quiet: bool, log: Callable[[str], None]) -> None:
+        self.total, self.done, self.quiet, self.log = total, done, quiet, log
+        self.start_done, self.start = done, time.perf_counter()
+        self.step = max(1, math.ceil((total - done) / 20))
+        self.bar = None
+        if not quiet and total > done:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="chunk", desc="chunks",
+                            file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        ran = self.done - self.start_done
+        if self.quiet and (ran % self.step == 0 or self.done == self.total):
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / ran * (self.total - self.done)
+            self.log(f"  {self.done}/{self.total} chunks, {elapsed:.1f} s elapsed, "
+                     f"eta {eta:.1f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: chunks computed now, already done before, in all; seconds; files."""
+
+    store: Path
+    computed: int
+    reused: int
+    total: int
+    seconds: float
+    netcdf: Path | None
+
+
+def output_paths(out: str | Path, fmt: str) -> tuple[Path, Path | None]:
+    """(zarr staging store, netCDF file or None) for ``--out`` and ``--format``."""
+    out = Path(out)
+    if fmt not in ("zarr", "netcdf"):
+        raise ValueError(f"format must be 'zarr' or 'netcdf', got {fmt!r}")
+    if out.suffix == ".nc":
+        return out.with_suffix(".zarr"), out if fmt == "netcdf" else None
+    return out, (out.with_suffix(".nc") if fmt == "netcdf" else None)
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    format: str = "zarr",
+    quiet: bool = False,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> RunReport:
+    """Run (or resume) ``config`` into the store at ``out``; see the module docstring.
+
+    A store made from a different config is refused (``StoreMismatch``) before any work.
+    """
+    from experiments.studies import STUDY_KINDS
+
+    command = command or " ".join(sys.argv)
+    start = time.perf_counter()
+    store, netcdf = output_paths(out, format)
+    layout = Layout.of(config)
+    if store.exists():
+        check_compatible(store, config)
+        removed = clean_partial_files(store)
+        append_history(store, f"resumed by: {command}")
+        if removed:
+            log(f"removed {removed} partial file(s) left by an interrupted write")
+    else:
+        create_store(store, config, command)
+    done = done_mask(store)
+    pending = [int(i) for i in np.flatnonzero(~done)]
+    reused = layout.count - len(pending)
+    where = ("a local process pool" if workers is None and scheduler is None
+             else f"dask ({scheduler or f'LocalCluster, {workers} workers'})")
+    log(f"{config.study}: {layout.count} chunks ({config.seeds.count} seeds x "
+        f"{len(config.grid.n)} n x {len(config.grid.d)} d x {len(config.grid.beta)} beta), "
+        f"{reused} already done, {len(pending)} to compute"
+        + (f" on {where}" if pending else "") + f"; store {store}")
+    progress = Progress(layout.count, reused, quiet, log)
+    writer = ChunkWriter(store)
+    try:
+        for index, results in chunk_results(config, pending, workers=workers,
+                                            scheduler=scheduler):
+            writer.write(layout.chunk(index), results)
+            progress.advance()
+    finally:
+        progress.close()
+    if not done_mask(store).all():  # pragma: no cover - every pending chunk was written
+        raise RuntimeError("some chunks are still missing after the run")
+    if int(read_attrs(store).get("complete", 0)) != 1:
+        ds = open_dataset(store).load()
+        write_summary(store, STUDY_KINDS[config.study].summarize(ds, config))
+    if netcdf is not None:
+        export_netcdf(store, netcdf)
+        log(f"netCDF written to {netcdf}")
+    seconds = time.perf_counter() - start
+    log(f"done in {seconds:.1f} s: {len(pending)} chunks computed, {reused} reused")
+    return RunReport(store, len(pending), reused, layout.count, seconds, netcdf)
+
+
+def load_study(path: str | Path) -> tuple[Any, StudyConfig]:
+    """(Dataset, config) of a stored study (zarr directory or netCDF file)."""
+    from experiments.store import load_config
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no study store at {path}")
+    return open_dataset(path), load_config(path)

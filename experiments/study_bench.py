@@ -1,0 +1,142 @@
+"""``python -m experiments bench-study``: seeds per second of a clustering-time study.
+
+Two ways to get the clustering times of S seeds of SA (n = 32, d = 3 by default), in the
+same run and on the same initial tokens:
+
+* **study**: ``run_study`` on a config with S seeds - chunks of ``--chunk`` seeds, each
+  integrated as one batch by one ``simulate`` call, chunks spread over a local process
+  pool, results written to a fresh zarr store and summarised (everything a user pays for);
+* **loop**: one ``simulate`` call per seed, in a Python loop in this process, for the first
+  L seeds (L = ``--loop-seeds``; the loop's rate does not depend on how many seeds it runs).
+
+It reports seeds per second of each and their ratio, checks that the loop reproduces the
+stored times of its seeds, and records the machine and its load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+CASE_KEYS = ("n", "d", "beta", "method", "dt", "backend", "dtype", "horizon", "delta",
+             "compact_every", "seeds", "chunk")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=_positive, default=2048, help="seeds of the study")
+    parser.add_argument("--chunk", type=_positive, default=512, help="seeds per work chunk")
+    parser.add_argument("--loop-seeds", type=_positive, default=64,
+                        help="seeds run one at a time (the baseline)")
+    parser.add_argument("--n", type=_positive, default=32)
+    parser.add_argument("--d", type=_positive, default=3)
+    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--method", choices=("authors", "euler", "rk4"), default="rk4")
+    parser.add_argument("--dt", type=float, default=0.1)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
+    parser.add_argument("--horizon", type=float, default=100.0)
+    parser.add_argument("--delta", type=float, default=1e-3)
+    parser.add_argument("--compact-every", type=float, default=2.0,
+                        help="segment length after which clustered members leave the batch "
+                             "(0: one simulate call per chunk; default 2)")
+    parser.add_argument("--threads", type=_positive, default=1,
+                        help="threads per process for torch and BLAS (default 1: the loop and "
+                             "every pool worker run single-threaded)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+
+def study_config(args: argparse.Namespace):
+    from experiments.config import parse_config
+
+    return parse_config({
+        "study": "clustering-time", "seed": 2026, "compute": {
+            "backend": args.backend, "dtype": args.dtype, "threads": args.threads},
+        "field": {"kind": "sa"},
+        "grid": {"n": [args.n], "d": [args.d], "beta": [args.beta]},
+        "seeds": {"count": args.seeds, "chunk": args.chunk},
+        "integrator": {"method": args.method, "dt": args.dt},
+        "clustering": {"delta": args.delta, "horizon": args.horizon,
+                       "compact_every": args.compact_every},
+    })
+
+
+def loop_times(config, count: int) -> tuple[list[float], float]:
+    """Clustering times of the first ``count`` seeds, one simulate call each; and seconds."""
+    import numpy as np
+
+    from dynamics import simulate
+    from experiments.chunks import initial_states
+    from experiments.fields import Members, build_field
+    from experiments.runner import torch_threads
+
+    p = config.params
+    out = []
+    start = time.perf_counter()
+    with torch_threads(config.compute.threads):
+        for seed in config.seeds.values[:count]:
+            members = Members(config.seed, config.grid.n[0], config.grid.d[0],
+                              np.array([seed]), np.array(config.grid.beta[:1]), np.array([0]),
+                              config.compute.backend, config.compute.dtype, "cpu")
+            traj = simulate(build_field(config, members), initial_states(config, members),
+                            [0.0, p.horizon], stop_when_clustered=p.delta,
+                            **config.integrator.simulate_kwargs())
+            out.append(float(traj.cluster_time[0]))
+    return out, time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.bench.timing import fix_threads
+
+    fix_threads(args.threads)
+    import numpy as np
+
+    from experiments.bench.timing import machine_info
+    from experiments.runner import run_study
+    from experiments.store import open_dataset
+
+    config = study_config(args)
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "bench.zarr"
+        report = run_study(config, store, quiet=True, command="bench-study", log=lambda s: None)
+        stored = open_dataset(store)["clustering_time"].values[:, 0, 0, 0]
+    study_rate = args.seeds / report.seconds
+    times, loop_s = loop_times(config, min(args.loop_seeds, args.seeds))
+    loop_rate = len(times) / loop_s
+    load_end = os.getloadavg()
+    diff = np.abs(np.asarray(times) - stored[: len(times)])
+    agree = float(np.nanmax(diff)) if np.isfinite(diff).any() else 0.0
+    same_censoring = bool(np.all(np.isnan(times) == np.isnan(stored[: len(times)])))
+    result = {
+        "case": {k: getattr(args, k) for k in CASE_KEYS},
+        "study_seconds": report.seconds, "study_seeds_per_s": study_rate,
+        "study_chunks": report.total, "workers": min(os.cpu_count() or 1, report.total),
+        "loop_seeds": len(times), "loop_seconds": loop_s, "loop_seeds_per_s": loop_rate,
+        "ratio": study_rate / loop_rate,
+        "max_abs_time_difference": agree, "same_censoring": same_censoring,
+        "censored_fraction": float(np.mean(np.isnan(stored))),
+        "median_time": float(np.nanmedian(stored)),
+        "load_average_start": load_start, "load_average_end": load_end,
+        "machine": machine_info(),
+    }
+    print(f"study: {args.seeds} seeds in {report.seconds:.2f} s = {study_rate:.1f} seeds/s "
+          f"({report.total} chunks of {args.chunk}, local pool)")
+    print(f"loop:  {len(times)} seeds in {loop_s:.2f} s = {loop_rate:.2f} seeds/s "
+          "(one simulate call per seed)")
+    print(f"ratio: {result['ratio']:.1f}x   loop vs stored times: max |diff| {agree:.2e}, "
+          f"same censoring: {same_censoring}")
+    print(f"load average: {load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    return 0 if same_censoring else 1

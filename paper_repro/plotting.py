@@ -1,0 +1,186 @@
+"""Shared drawing for the paper figures: the authors' token style, circle and sphere panels, GIFs.
+
+The authors' trajectory plots (rotf ``sphere.py``, paper.md section 4, Fig. 4) draw the
+current tokens in blue #3658bf with black edges, the initial tokens in white at alpha 0.1
+and the past trajectories as dashed lines of width 0.25. ``circle_panel`` and
+``sphere_panel`` draw one such frame (``CircleFrame``/``SphereFrame`` keep the artists and
+update them, for movies); ``save_movie`` turns a frame-updating function into a GIF with
+matplotlib's PillowWriter (deterministic for a given input). ``quick_note``
+writes on a figure that it was made at reduced size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.animation import PillowWriter
+
+from paper_repro.registry import FigureRequest
+
+BLUE = "#3658bf"
+GIF_DPI = 80
+TRAIL_POINTS = 300  # trails are thinned to about this many points (dashed paths draw slowly)
+
+
+def thin(trail: np.ndarray, points: int = TRAIL_POINTS) -> np.ndarray:
+    """Every k-th row of trail (T, ...) so that at most ~``points`` remain, last row kept."""
+    step = max(1, len(trail) // points)
+    if step == 1:
+        return trail
+    return np.concatenate([trail[::step], trail[-1:]])
+
+
+def quick_note(fig, request: FigureRequest, text: str) -> None:
+    """Write ``quick mode: text`` under the figure when the request is a quick one."""
+    if request.quick:
+        fig.text(0.01, 0.005, f"quick mode: {text}", fontsize=7, color="0.35",
+                 ha="left", va="bottom")
+
+
+def unit_circle(ax, *, color: str = "0.8") -> None:
+    """The unit circle, equal aspect, no axes."""
+    angle = np.linspace(0.0, 2 * np.pi, 361)
+    ax.plot(np.cos(angle), np.sin(angle), color=color, linewidth=0.8, zorder=0)
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_ylim(-1.15, 1.15)
+    ax.set_axis_off()
+
+
+class CircleFrame:
+    """Tokens on S^1 drawn once and then updated: current points, trails, initial points.
+
+    ax: a 2-d axis; n: number of tokens; start (n, 2): initial points drawn faintly.
+    """
+
+    def __init__(self, ax, n: int, *, start: np.ndarray | None = None, size: float = 22.0):
+        unit_circle(ax)
+        self.ax = ax
+        self.trails = [ax.plot([], [], "--", color=BLUE, linewidth=0.25, zorder=1)[0]
+                       for _ in range(n)]
+        if start is not None:
+            ax.scatter(start[:, 0], start[:, 1], color="white", edgecolor="k", alpha=0.1,
+                       s=size * 0.6, zorder=2)
+        self.points = ax.scatter(np.zeros(n), np.zeros(n), color=BLUE, edgecolor="k",
+                                 linewidth=0.75, s=size, zorder=3)
+        self.title = ax.set_title("", fontsize=9)
+
+    def show(self, current: np.ndarray, *, trail: np.ndarray | None = None,
+             title: str | None = None) -> None:
+        """current (n, 2); trail (T, n, 2) past positions up to now."""
+        self.points.set_offsets(current)
+        trail = None if trail is None else thin(trail)
+        for i, line in enumerate(self.trails):
+            if trail is None:
+                line.set_data([], [])
+            else:
+                line.set_data(trail[:, i, 0], trail[:, i, 1])
+        if title is not None:
+            self.title.set_text(title)
+
+
+def circle_panel(ax, current: np.ndarray, *, start: np.ndarray | None = None,
+                 trail: np.ndarray | None = None, title: str | None = None,
+                 size: float = 22.0) -> CircleFrame:
+    """One static frame of tokens on S^1 (see ``CircleFrame``)."""
+    frame = CircleFrame(ax, current.shape[0], start=start, size=size)
+    frame.show(current, trail=trail, title=title)
+    return frame
+
+
+def sphere_wireframe(ax) -> None:
+    """A light wireframe of S^2 on a 3-d axis, equal aspect, no axes."""
+    u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
+    ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v),
+                      color="0.85", linewidth=0.3)
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_axis_off()
+
+
+class SphereFrame:
+    """Tokens on S^2 (a 3-d axis) drawn once and then updated, as ``CircleFrame``."""
+
+    def __init__(self, ax, n: int, *, start: np.ndarray | None = None):
+        sphere_wireframe(ax)
+        self.ax = ax
+        self.trails = [ax.plot([], [], [], "--", color="k", linewidth=0.25)[0]
+                       for _ in range(n)]
+        if start is not None:
+            ax.scatter(*start.T, color="white", edgecolor="k", alpha=0.1, s=12)
+        self.points = ax.scatter(*np.zeros((3, n)), color=BLUE, edgecolor="k",
+                                 linewidth=0.75, s=25, depthshade=False)
+        self.title = ax.set_title("", fontsize=9)
+
+    def show(self, current: np.ndarray, *, trail: np.ndarray | None = None,
+             title: str | None = None) -> None:
+        """current (n, 3); trail (T, n, 3) past positions up to now."""
+        self.points._offsets3d = tuple(current.T)
+        trail = None if trail is None else thin(trail)
+        for i, line in enumerate(self.trails):
+            if trail is None:
+                line.set_data_3d([], [], [])
+            else:
+                line.set_data_3d(*trail[:, i].T)
+        if title is not None:
+            self.title.set_text(title)
+
+
+def sphere_panel(ax, current: np.ndarray, *, start: np.ndarray | None = None,
+                 trail: np.ndarray | None = None, title: str | None = None) -> SphereFrame:
+    """One static frame of tokens on S^2 (see ``SphereFrame``)."""
+    frame = SphereFrame(ax, current.shape[0], start=start)
+    frame.show(current, trail=trail, title=title)
+    return frame
+
+
+def view_towards(ax, point: np.ndarray, azimuth_offset: float = 40.0) -> None:
+    """Turn a 3-d axis so that ``point`` (3,) is seen from the side, offset in azimuth."""
+    azim = np.degrees(np.arctan2(point[1], point[0])) + azimuth_offset
+    norm = float(np.linalg.norm(point))
+    elev = np.degrees(np.arcsin(np.clip(point[2] / norm, -1, 1))) if norm > 0 else 10.0
+    ax.view_init(elev=float(np.clip(elev, -60, 60)), azim=float(azim))
+
+
+def relative_angles(circle: np.ndarray) -> np.ndarray:
+    """Angles (T, n) of points on S^1 (T, n, 2), measured from the final mean direction
+    and unwrapped in time (continuous curves for plots)."""
+    theta = np.arctan2(circle[..., 1], circle[..., 0])
+    final = np.angle(np.exp(1j * theta[-1]).mean())
+    relative = np.angle(np.exp(1j * (theta - final)))
+    return np.unwrap(relative[::-1], axis=0)[::-1]
+
+
+def frame_indices(count: int, frames: int) -> list[int]:
+    """``frames`` indices spread evenly over range(count), first and last included."""
+    if count <= frames:
+        return list(range(count))
+    return sorted(set(np.rint(np.linspace(0, count - 1, frames)).astype(int).tolist()))
+
+
+def save_movie(
+    fig,
+    draw: Callable[[int], None],
+    frames: Sequence[int],
+    request: FigureRequest,
+    stem: str,
+    *,
+    fps: int = 10,
+) -> Path:
+    """Write ``stem``.gif into request.out with matplotlib's PillowWriter.
+
+    ``draw(frame)`` updates the artists of ``fig`` for each frame; the figure is rendered
+    once per frame and closed at the end. Titles that change per frame render faster as
+    plain text than as mathtext.
+    """
+    request.out.mkdir(parents=True, exist_ok=True)
+    path = request.out / f"{stem}.gif"
+    writer = PillowWriter(fps=fps)
+    with writer.saving(fig, path, dpi=GIF_DPI):
+        for frame in frames:
+            draw(frame)
+            writer.grab_frame()
+    plt.close(fig)
+    return path

@@ -1,0 +1,75 @@
+"""Particles -> PDE: W1 decays like n^{-1/2}, under Dobrushin's bound, with checked constants."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dynamics.meanfield import (
+    CircleDensity,
+    CircleMeanField,
+    dobrushin_rate,
+    lipschitz_constants,
+    mean_field_gap,
+    w1_circle,
+)
+
+START = CircleDensity.from_function(
+    lambda t: (1 + 0.6 * np.cos(t) + 0.3 * np.cos(2 * t + 1)) / (2 * np.pi), 32
+)
+
+
+def test_particles_converge_to_the_pde_like_root_n():
+    gap = mean_field_gap(START, 1.0, "softmax", ns=(50, 200, 800), times=(0.0, 1.0, 2.0),
+                         seeds=6, seed=11)
+    for index in (0, -1):
+        assert -0.7 < gap.slope(index) < -0.3
+    assert np.all(gap.w1 <= gap.bound + 1e-12)
+    assert gap.solution.min_density.min() > 0  # the PDE stayed resolved
+
+
+def test_quantile_starts_converge_like_one_over_n():
+    gap = mean_field_gap(START, 1.0, "usa", ns=(40, 160, 640), times=(0.0, 1.0), seeds=1,
+                         quantiles=True)
+    assert gap.slope(0) == pytest.approx(-1.0, abs=0.05)
+    assert gap.slope(-1) == pytest.approx(-1.0, abs=0.15)
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "usa"])
+def test_dobrushin_rate_is_two_at_beta_zero(normalization):
+    assert dobrushin_rate(0.0, normalization) == pytest.approx(2.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("beta", [-3.0, -1.0, 0.5, 2.0])
+def test_usa_lipschitz_constant_is_e_to_the_abs_beta(beta):
+    # ||K'||_inf with K' = -(cos x - beta sin^2 x) e^{beta cos x} is reached at x = 0 or pi
+    a, b = lipschitz_constants(beta, "usa")
+    assert a == b == pytest.approx(math.exp(abs(beta)), rel=1e-10)
+
+
+def _velocity(beta, theta, probes, normalization):
+    """(7.1) at massless probe angles: the mean (USA) or the softmax average (SA) of
+    e^{beta cos(p - theta_j)} sin(theta_j - p)."""
+    weights = np.exp(beta * np.cos(probes[:, None] - theta))
+    pull = np.sum(weights * np.sin(theta - probes[:, None]), axis=1)
+    return pull / (theta.size if normalization == "usa" else weights.sum(axis=1))
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "usa"])
+def test_lipschitz_constants_bound_the_fields(rng, normalization):
+    """a >= |d_theta v_mu| for concentrated empirical mu, and b >= sup|v_mu - v_nu| / W1(mu, nu)."""
+    beta = float(rng.uniform(-2, 2))
+    a, b = lipschitz_constants(beta, normalization)
+    nu = CircleDensity.von_mises(1.0, 0.0, modes=40)
+    grid = 2 * np.pi * np.arange(2000) / 2000
+    v_nu = CircleMeanField(beta, normalization, 40, grid_size=2000).velocity(nu.coefficients)
+    np.testing.assert_allclose(  # the spectral velocity is the field of the density
+        v_nu[::100], _velocity(beta, nu.sample(0, 1, 4000, quantiles=True)[0], grid[::100],
+                                normalization),
+        atol=0.01)
+    for _ in range(5):
+        theta = rng.normal(float(rng.uniform(-3, 3)), float(rng.uniform(0.1, 2)), 30)
+        v_mu = _velocity(beta, theta, grid, normalization)
+        slope = np.max(np.abs(np.diff(v_mu))) / (grid[1] - grid[0])
+        assert slope <= a * (1 + 1e-3)
+        assert np.max(np.abs(v_mu - v_nu)) <= b * w1_circle(theta, nu) * (1 + 1e-3)
