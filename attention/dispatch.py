@@ -5,9 +5,12 @@ Paths (each is tested against :func:`attention.reference.attend` on random input
 * ``"reference"`` - materialise the n x m matrix (array API; any backend);
 * ``"chunked"``   - the same in blocks of query rows, memory O(chunk * m);
 * ``"sdpa"``      - torch ``scaled_dot_product_attention`` (numpy arrays go through
-  ``torch.from_numpy`` without a copy).
+  ``torch.from_numpy`` without a copy);
+* ``"small"``     - dense with an a-priori row shift (:mod:`attention.small`), for
+  batches of small problems on the CPU.
 
-``"auto"`` takes SDPA for torch and numpy arrays, and for JAX the dense reference up
+``"auto"`` takes ``"small"`` for unmasked numpy and CPU torch problems with
+n * m <= ``SMALL_LIMIT``, SDPA for larger torch and numpy arrays, and for JAX the dense reference up
 to n * m = 4096^2 entries per batch element and the chunked form above it. No path
 stores an n x n matrix above n = 4096 except ``"reference"`` when asked for by name.
 """
@@ -21,9 +24,10 @@ import numpy as np
 from attention.backend import Array, backend_of
 from attention.reference import Normalization, attend, attend_chunked, check_normalization
 from attention.sdpa import sdpa_attend
+from attention.small import SMALL_LIMIT, small_attend
 
-Path = Literal["auto", "reference", "chunked", "sdpa"]
-PATHS: tuple[str, ...] = ("auto", "reference", "chunked", "sdpa")
+Path = Literal["auto", "reference", "chunked", "sdpa", "small"]
+PATHS: tuple[str, ...] = ("auto", "reference", "chunked", "sdpa", "small")
 DENSE_LIMIT = 4096 * 4096
 
 
@@ -57,6 +61,11 @@ def attend_fast(
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     backend = backend_of(q)
     n, m = q.shape[-2], k.shape[-2]
+    on_cpu = backend == "numpy" or (backend == "torch" and q.device.type == "cpu")
+    if path == "small" or (path == "auto" and on_cpu and not causal and n * m <= SMALL_LIMIT):
+        if not on_cpu or causal:
+            raise ValueError("path='small' needs unmasked numpy or CPU torch inputs")
+        return small_attend(q, k, v, beta, normalization=normalization)
     if path in ("auto", "sdpa") and backend in ("torch", "numpy"):
         if backend == "torch":
             out = sdpa_attend(q, k, v, beta, normalization=normalization, causal=causal)

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from attention.backend import Array, asarray_like, is_torch, namespace, to_numpy
+from attention.backend import Array, asarray_like, backend_of, is_torch, namespace, to_numpy
 from dynamics.space import angles_to_points
 from dynamics.validation import check_delta
 
@@ -65,6 +65,14 @@ def _offdiag_extreme(x: Array, *, reduce: str) -> Array:
     op = xp.min if reduce == "min" else xp.max
     fill = 2.0 if reduce == "min" else -2.0
     xt = xp.matrix_transpose(x)
+    backend = backend_of(x)
+    if n <= GRAM_BLOCK and backend in ("numpy", "torch"):
+        g = x @ xt  # a fresh array: its diagonal is overwritten in place
+        if backend == "numpy":
+            np.einsum("...ii->...i", g)[...] = fill
+        else:
+            g.diagonal(dim1=-2, dim2=-1).fill_(fill)
+        return op(g, axis=(-2, -1))
     best = None
     for start in range(0, n, GRAM_BLOCK):
         stop = min(start + GRAM_BLOCK, n)

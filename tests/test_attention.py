@@ -107,6 +107,39 @@ def test_jax_paths_equal_numpy(rng):
         np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_small_path_equals_the_row_by_row_definition(rng, normalization):
+    """The a-priori row shift changes nothing: numpy and torch, per-member beta of both signs."""
+    q, k, v = _inputs(rng, 3, 17, 23, 4, 6)
+    beta = np.array([0.4, -2.5, 3.1])[:, None, None]
+    want = _dense_numpy(q, k, v, beta[:, 0, 0], normalization, False)
+    got = attend_fast(q, k, v, beta, normalization=normalization, path="small")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    tq, tk, tv, tb = (torch.from_numpy(a) for a in (q, k, v, beta))
+    got_torch = attend_fast(tq, tk, tv, tb, normalization=normalization)  # auto: small
+    np.testing.assert_allclose(got_torch.numpy(), want, rtol=1e-12, atol=1e-13)
+
+
+def test_small_path_falls_back_to_the_row_maximum_when_the_bound_is_loose(rng):
+    """float32 with |beta| ||q|| ||k|| in the hundreds: the bound shift would underflow rows."""
+    q, k, v = _inputs(rng, 2, 12, 12, 3, 3)
+    q *= 40.0
+    want = _dense_numpy(q, k, v, 2.0, "softmax", False)
+    got = attend_fast(*(a.astype(np.float32) for a in (q, k, v)), 2.0, path="small")
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
+
+
+def test_sphere_rows_shift_by_exactly_beta(rng):
+    """On the sphere with q = k the bound c_i = beta is the diagonal score: the largest
+    weight of every row is exactly exp(0) = 1 before normalisation, so no precision is lost
+    even at beta = 300 in float64."""
+    x = rng.standard_normal((2, 30, 3))
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    want = _dense_numpy(x, x, x, 300.0, "softmax", False)
+    np.testing.assert_allclose(attend_fast(x, x, x, 300.0, path="small"), want, rtol=1e-11)
+
+
 def test_path_errors():
     q = np.ones((1, 2, 3))
     with pytest.raises(ValueError, match="normalization"):
@@ -115,6 +148,8 @@ def test_path_errors():
         attend_fast(q, q, q, 1.0, path="flash")
     with pytest.raises(ValueError, match="sdpa"):
         attend_fast(jnp.asarray(q), jnp.asarray(q), jnp.asarray(q), 1.0, path="sdpa")
+    with pytest.raises(ValueError, match="small"):
+        attend_fast(q, q, q, 1.0, causal=True, path="small")
 
 
 @settings(max_examples=25, deadline=None)
@@ -129,6 +164,6 @@ def test_path_errors():
 def test_all_paths_agree_on_random_shapes(n, e, beta, normalization, causal, seed):
     q, k, v = _inputs(np.random.default_rng(seed), 2, n, n, e, e)
     ref = attend(q, k, v, beta, normalization=normalization, causal=causal)
-    for path in ("chunked", "sdpa"):
+    for path in ("chunked", "sdpa") if causal else ("chunked", "sdpa", "small"):
         got = attend_fast(q, k, v, beta, normalization=normalization, causal=causal, path=path)
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
