@@ -34,6 +34,9 @@ from attention.positional import (
 )
 from attention.prflash import PrFlashMask, expected_work, geometric, given, harmonic, window
 from attention.reference import attend, attend_chunked, attention_weights, causal_mask, scores
+from attention.ssd import StateSpaceDuality
+from attention.variant_flows import Ensemble, parse_variant
+from attention.variants.dma import evicting_decode
 
 _LAZY = {"AttentionLayer": "attention.layer"}
 
@@ -57,6 +60,7 @@ __all__ = [
     "Causal",
     "DenseMask",
     "DistanceBias",
+    "Ensemble",
     "Full",
     "KVCache",
     "Operator",
@@ -64,6 +68,7 @@ __all__ = [
     "PrFlashMask",
     "Rope",
     "SlidingWindow",
+    "StateSpaceDuality",
     "alibi",
     "alibi_slopes",
     "anchored_decode",
@@ -75,6 +80,7 @@ __all__ = [
     "build",
     "causal_mask",
     "check_rows",
+    "evicting_decode",
     "expected_work",
     "geometric",
     "given",
@@ -88,6 +94,7 @@ __all__ = [
     "kv_bytes",
     "kv_elements",
     "param_count",
+    "parse_variant",
     "scores",
     "stack_forward",
     "ter_slsd",

@@ -8,7 +8,9 @@
   bits: see ``attention.variants.saq.Staircase.stored_bits``.
 * ``ter_slsd``: TER (total effective rank) = heads x rank of one head's QK circuit;
   SLSD (shared latent subspace dimension) = dimension of the space all heads' keys and
-  values are read from (MFA paper, Table 1 as transcribed).
+  values are read from (MFA paper, Table 1 as transcribed). The table assumes query
+  latents at least as wide as the head (C_q = C for MFA); a narrower query latent caps
+  the rank, so MFA's TER is m min(C, C_q) and MLA's (content part) H min(d_h, d_c, d_c').
 * ``param_count``: number of weights; MFA's is d(C_q + 2C) + m C_q C + m C d.
 
 Tests check each formula against the tensors an operator really holds
@@ -45,8 +47,8 @@ def ter_slsd(config: OperatorConfig) -> tuple[int, int]:
     if v in STANDARD:
         return H * d_h, config.kv_groups * d_h
     if v == "mla":
-        return H * d_h, config.C
-    return H * config.C, config.C  # mfa, mfa_kr
+        return H * min(d_h, config.C, config.C_q), config.C
+    return H * min(config.C, config.C_q), config.C  # mfa, mfa_kr
 
 
 def param_count(config: OperatorConfig) -> int:

@@ -166,7 +166,7 @@ def grouped_attention(
 
         return sdpa_grouped(q, k, v, scale, mask=mask, causal=causal, bias=bias)
     if path in ("flex", "tiled"):
-        dense = _dense_for(mask, causal, n, m, per_head=path == "flex")
+        dense = _dense_for(mask, causal, n, m)
         layout = _layout_for(dense, n, m, layout)
         if path == "flex":
             from attention.flex import flex_attend
@@ -181,7 +181,8 @@ def grouped_attention(
         xp = namespace(q)
         q5 = xp.reshape(q, (B, G, r, n, q.shape[-1]))
         out, _ = tiled_attention(
-            q5, k[:, :, None], v[:, :, None], scale, layout=layout, mask=dense,
+            q5, k[:, :, None], v[:, :, None], scale, layout=layout,
+            mask=None if dense is None else _grouped(_four_d(dense), G, r),
             bias=_grouped(_four_d(bias), G, r),
         )
         return xp.reshape(out, (B, H, n, f))
@@ -208,9 +209,9 @@ def _via_dispatch(q, k, v, scale, normalization, causal) -> Array:
     return xp.reshape(o, (B, H, n, v.shape[-1]))
 
 
-def _dense_for(mask: Any, causal: bool, n: int, m: int, *, per_head: bool = False):
+def _dense_for(mask: Any, causal: bool, n: int, m: int):
     """One host mask combining ``mask`` and ``causal`` (None: everything allowed): (n, m),
-    or with ``per_head`` a (B | 1, H | 1, n, m) mask kept as it is."""
+    or (B | 1, H | 1, n, m) for masks that differ per member or head (DMA's top-w)."""
     import numpy as np
 
     from attention.backend import to_numpy
@@ -221,8 +222,6 @@ def _dense_for(mask: Any, causal: bool, n: int, m: int, *, per_head: bool = Fals
         dense = dense if dense.ndim != 3 else dense[:, None]
         while dense.ndim > 2 and dense.shape[0] == 1 and dense.shape[1] == 1:
             dense = dense[0, 0]
-        if dense.ndim != 2 and not per_head:
-            raise ValueError("the 'tiled' route takes one (n, m) mask for all rows and heads")
     if causal:
         c = np.arange(m)[None, :] <= np.arange(n)[:, None]
         dense = c if dense is None else dense & c

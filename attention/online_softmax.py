@@ -35,8 +35,9 @@ def tiled_attention(
 ) -> tuple[Array, Array]:
     """(O (..., n, f), LSE (..., n)) for q (..., n, e), k (..., m, e), v (..., m, f).
 
-    ``mask`` is the dense (n, m) host mask applied on partial tiles; ``bias`` broadcasts
-    against (..., n, m).
+    ``mask`` is the dense host mask applied on partial tiles, (n, m) or broadcasting
+    against (..., n, m) (masks that differ per member and head, as DMA's top-w; the
+    layout then lists the union of their tiles); ``bias`` broadcasts against (..., n, m).
     """
     xp = namespace(q, k, v)
     n, m = q.shape[-2], k.shape[-2]
@@ -62,7 +63,7 @@ def tiled_attention(
                 rows = slice(i0, i1) if bias.shape[-2] != 1 else slice(0, 1)
                 s = s + bias[..., rows, j0:j1]
             if partial and mask is not None:
-                s = xp.where(as_backend_mask(mask[i0:i1, j0:j1], s), s, -xp.inf)
+                s = xp.where(as_backend_mask(mask[..., i0:i1, j0:j1], s), s, -xp.inf)
             new_mu = xp.maximum(mu, xp.max(s, axis=-1, keepdims=True))
             safe = xp.where(xp.isfinite(new_mu), new_mu, xp.zeros_like(new_mu))
             p = xp.exp(s - safe)

@@ -26,8 +26,9 @@ a dynamics field (``dynamics.fields.operator``) are thin wrappers around it.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -106,7 +107,12 @@ class KVCache:
 @dataclass(frozen=True)
 class Operator:
     """One attention layer (module docstring). ``scale`` None uses the heads' default
-    (1/sqrt(head dim) for most variants); ``mask`` None is full (bidirectional) attention."""
+    (1/sqrt(head dim) for most variants); ``mask`` None is full (bidirectional) attention.
+
+    Its arrays are the same for every batch member (``batch_shared``): per-member weights
+    are a ``dynamics.fields.operator.MemberOperators`` of several operators."""
+
+    batch_shared: ClassVar[bool] = True
 
     heads: Any
     mask: Any = None
@@ -220,7 +226,8 @@ class Operator:
         q = self.heads.queries(x, q_pos)
         tensors = cache.tensors if self.quantizer is None else self.quantizer(cache.tensors)
         k, v = self.heads.keys_values(tensors, k_pos)
-        if getattr(self.mask, "per_member", False) and np.ndim(step) == 0:
+        if getattr(self.mask, "per_member", False) and np.ndim(step) == 0 \
+                and not is_traced(step):
             step = np.full(x.shape[0], int(step))
         mask, causal = self._mask(q_pos, k_pos, step)
         bias = None
@@ -235,16 +242,54 @@ class Operator:
 
     def _mask(self, q_pos: np.ndarray, k_pos: np.ndarray, step: Any):
         """(host mask or None, causal flag): the causal flag is used when the mask is the
-        plain causal mask over aligned positions (the fast SDPA path)."""
+        plain causal mask over aligned positions (the fast SDPA path). A step traced by
+        JAX (a random mask inside ``jax.jit``, ``vmap`` or a diffrax solve) gets its mask
+        from the host through ``jax.pure_callback`` (see :func:`traced_mask`)."""
         if self.mask is None:
             return None, False
         aligned = q_pos.size == k_pos.size and np.array_equal(q_pos, np.arange(q_pos.size)) \
             and np.array_equal(k_pos, q_pos)
         if getattr(self.mask, "causal", False) and aligned:
             return None, True
+        if is_traced(step):
+            return traced_mask(self.mask, q_pos, k_pos, step), False
         allowed = self.mask.allowed(q_pos, k_pos, step)
         check_rows(allowed)
         return allowed, False
+
+
+def is_traced(value: Any) -> bool:
+    """True for a JAX tracer: a value computed inside ``jax.jit``, ``vmap`` or ``grad``."""
+    if "jax" not in sys.modules:
+        return False
+    import jax
+
+    return isinstance(value, jax.core.Tracer)
+
+
+def traced_mask(mask: Any, q_pos: np.ndarray, k_pos: np.ndarray, step: Any) -> Array:
+    """The (n, m) boolean mask of a traced integer ``step``, as a JAX array.
+
+    Masks are host index structure; a random mask's draw depends on the step, which under
+    ``jax.jit`` is only known at run time, so the draw is made by a host callback (one call
+    per batch member under ``vmap``). The rows are not re-checked there: only masks that
+    keep the diagonal (PrFlash) are resampled per step. Masks drawn per batch member need
+    the member's index, which a vmapped callback does not see: they are refused.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if getattr(mask, "per_member", False):
+        raise ValueError(
+            "a mask drawn per batch member (per_member=True) cannot be resampled inside a "
+            "JAX trace (jit, vmap, diffrax); use per_member=False or a fixed-step method"
+        )
+
+    def draw(s: Any) -> np.ndarray:
+        return np.asarray(mask.allowed(q_pos, k_pos, int(s)), dtype=bool)
+
+    shape = jax.ShapeDtypeStruct((q_pos.size, k_pos.size), jnp.bool_)
+    return jax.pure_callback(draw, shape, step, vmap_method="sequential")
 
 
 def operator_arrays(op: Operator) -> dict[str, Array]:

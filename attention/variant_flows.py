@@ -1,232 +1,206 @@
-"""The variant-flows study: does compressing the KV cache change how fast tokens cluster?
+"""The operators of the variant-flows study: every variant under one coupled weight ensemble.
 
-The same initial tokens (n uniform points of S^{d-1}) flow on the sphere under
-dx_i/dt = P^perp_{x_i} op(x)_i for each attention variant op (``dynamics.fields.operator``),
-all causal. Recorded per variant, ensemble member and time: the number of delta-clusters,
-the clustering time (first recorded time with every <x_i, x_j> >= 1 - delta), and the
-distance to the flow of full attention (MHA with the same weights): the mean over tokens
-of the geodesic angle between x_i(t) and x_i^MHA(t).
+To ask whether compressing the KV cache changes how fast tokens cluster, the variants
+must differ *only* in what they compress. The "tied Gaussian" ensemble (:class:`Ensemble`)
+draws one set of multi-head weights per key and derives every variant from it:
 
-Weight ensemble ("tied Gaussian"), drawn independently for every member from
-``numpy.random.default_rng([seed, member])``:
+* queries and keys: W_Q^h, W_K^h with i.i.d. N(0, 1/d) entries; scores scaled by
+  beta / sqrt(head dim);
+* values and outputs are tied, W_O^h = W_V^{g(h)T}, with N(0, 1/(H f)) value entries, so
+  every head's value-output circuit U_h = W_V W_O^h is positive semidefinite and
+  E[sum_h U_h] = I for every variant (the same expected value gain);
+* GQA/MQA group g keeps the key and value maps of the first head of the group (its
+  queries are MHA's); AnSAN (an anchor every ``anchor_every`` tokens), PrFlash (block
+  ``block``, p(delta) per variant, resampled every step) and DMA (top-``dma_window``
+  keys; W_dt ~ N(0, 1/(G f)), b_dt = 0, A = 1 in the "exp" form, 0 in the "linear" one)
+  keep the MHA weights and change only the mask or bias;
+* MFA and MFA-KR (C = ``latent_dim``, default 2 d_h) have their own draw from the same key:
+  S_q, S_k ~ N(0, 1/d), Q_c ~ N(0, 1/C); MFA's O_c = S_v^T with S_v ~ N(0, 1/(m C)); MFA-KR
+  (alpha = 0, so its value is its key) O_c = (d / (m C)) S_k^T.
 
-* query and key maps have i.i.d. N(0, 1/d) entries (MFA: S_q N(0, 1/d), Q_c N(0, 1/C_q),
-  S_k N(0, 1/d)); scores are scaled by beta / sqrt(head dim);
-* value-output circuits are tied, W_O^h = W_V^{g(h)T} (MFA: O_c = S_v^T; MFA-KR, whose
-  value is its key at alpha = 0: O_c = (d / (m C)) S_k^T), so every head's circuit
-  U_h = W_V W_O^h is positive semidefinite, with N(0, 1/(H f)) value entries so that
-  E[sum_h U_h] = I for every variant: all variants have the same expected value gain;
-* the variants are coupled to MHA: GQA/MQA group g reuses the key and value maps of the
-  first head of the group; AnSAN (an anchor every ``anchor_every`` tokens), PrFlash
-  (block ``block``, resampled every step) and DMA (exp form, A = 1, top-``dma_window``
-  keys) keep the MHA weights and change only the mask or bias. MFA and MFA-KR
-  (C = 2 d_h) have their own draw.
-
-``variant_flows(config)`` returns plain numpy arrays; ``as_dataset`` wraps them into an
-``xarray.Dataset`` with dims (variant, member, time) and the config as attributes.
+Variants are named by spec strings: ``mha``, ``gqa``, ``mqa``, ``mfa``, ``mfa_kr``,
+``ansan``, ``dma`` and ``prflash:KIND[:PARAM]`` with KIND one of ``one`` (p = 1),
+``geometric:rho``, ``harmonic:c``, ``window:w`` or ``given:p0,p1,...``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 
 from attention.config import OperatorConfig, assemble, init_params
 from attention.operator import Operator
 
-DEFAULT_VARIANTS: tuple[str, ...] = (
-    "mha", "gqa", "mqa", "mfa", "mfa_kr", "ansan",
-    "prflash-geometric", "prflash-harmonic", "prflash-window", "dma",
-)
+BASES: tuple[str, ...] = ("mha", "gqa", "mqa", "mfa", "mfa_kr", "ansan", "dma", "prflash")
+P_KINDS: tuple[str, ...] = ("one", "geometric", "harmonic", "window", "given")
+CACHE_COMPRESSING: tuple[str, ...] = ("gqa", "mqa", "mfa", "mfa_kr")
+KEY_DROPPING: tuple[str, ...] = ("ansan", "dma", "prflash")
 
 
 @dataclass(frozen=True)
-class VariantFlowsConfig:
-    """Sizes and parameters of the study (module docstring).
+class VariantSpec:
+    """A parsed spec string: the operator variant and, for PrFlash, p(delta)."""
 
-    gqa_groups: G of the GQA variant; rho, c, w: PrFlash's geometric, harmonic and window
-    p(delta); dma_window: DMA's top-w.
+    text: str
+    base: str
+    p: str = "one"
+    p_param: Any = None
+
+
+def parse_variant(text: str) -> VariantSpec:
+    """The :class:`VariantSpec` of a spec string (module docstring); ValueError if invalid."""
+    if not isinstance(text, str):
+        raise TypeError(f"a variant spec is a string, got {type(text).__name__}")
+    parts = text.split(":")
+    base = parts[0]
+    if base not in BASES:
+        raise ValueError(f"unknown variant {text!r}; the bases are {BASES}")
+    if base != "prflash":
+        if len(parts) > 1:
+            raise ValueError(f"variant {base!r} takes no parameters, got {text!r}")
+        return VariantSpec(text, base)
+    if len(parts) < 2 or parts[1] not in P_KINDS:
+        raise ValueError(f"prflash needs p(delta): 'prflash:KIND[:PARAM]' with KIND in "
+                         f"{P_KINDS}, got {text!r}")
+    kind = parts[1]
+    if kind == "one":
+        if len(parts) > 2:
+            raise ValueError(f"'prflash:one' takes no parameter, got {text!r}")
+        return VariantSpec(text, base, kind)
+    if len(parts) != 3:
+        raise ValueError(f"'prflash:{kind}' needs one parameter, e.g. 'prflash:{kind}:2'")
+    try:
+        if kind == "window":
+            param: Any = int(parts[2])
+        elif kind == "given":
+            param = tuple(float(v) for v in parts[2].split(","))
+        else:
+            param = float(parts[2])
+    except ValueError:
+        raise ValueError(f"bad parameter in variant spec {text!r}") from None
+    spec = VariantSpec(text, base, kind, param)
+    _operator_config(spec, Ensemble(), 8, 8)  # checks the probabilities
+    return spec
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Sizes and mask/bias parameters of the tied Gaussian ensemble (module docstring).
+
+    heads: H; gqa_groups: G of ``gqa``; latent_dim: MFA's C (0: 2 d_h); anchor_every:
+    AnSAN's segment length; block: PrFlash's block size; dma_window, dma_form: DMA's
+    top-w and bias form; causal: all variants causal (False: bidirectional, except
+    AnSAN and PrFlash, which are causal by definition).
     """
 
-    n: int = 32
-    d: int = 16
     heads: int = 4
-    members: int = 8
-    beta: float = 1.0
-    horizon: float = 20.0
-    dt: float = 0.1
-    record_every: int = 1
-    method: str = "euler"
-    delta: float = 1e-3
-    seed: int = 0
     gqa_groups: int = 2
+    latent_dim: int = 0
     anchor_every: int = 8
     block: int = 4
-    rho: float = 0.5
-    c: float = 1.0
-    w: int = 2
     dma_window: int = 8
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    dma_form: Literal["exp", "linear"] = "exp"
+    causal: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("n", "d", "heads", "members", "record_every", "gqa_groups",
-                     "anchor_every", "block", "w", "dma_window"):
+        for name in ("heads", "gqa_groups", "anchor_every", "block", "dma_window"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.d % self.heads:
-            raise ValueError(f"d = {self.d} must be divisible by heads = {self.heads}")
+        if not isinstance(self.latent_dim, int) or self.latent_dim < 0:
+            raise ValueError(f"latent_dim must be an integer >= 0, got {self.latent_dim!r}")
         if self.heads % self.gqa_groups:
-            raise ValueError(f"heads = {self.heads} must be divisible by gqa_groups")
-        for name in ("horizon", "dt"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
-        unknown = [v for v in self.variants if v not in DEFAULT_VARIANTS]
-        if unknown or not self.variants:
-            raise ValueError(f"unknown variants {unknown}; choose from {DEFAULT_VARIANTS}")
-        object.__setattr__(self, "variants", tuple(self.variants))
+            raise ValueError(f"heads = {self.heads} are not divisible by gqa_groups = "
+                             f"{self.gqa_groups}")
+        if self.dma_form not in ("exp", "linear"):
+            raise ValueError(f"dma_form must be 'exp' or 'linear', got {self.dma_form!r}")
 
-    @property
-    def head_dim(self) -> int:
-        return self.d // self.heads
+    def check(self, n: int, d: int) -> None:
+        """Raise unless the ensemble fits n tokens of dimension d."""
+        if d % self.heads:
+            raise ValueError(f"d = {d} is not divisible by heads = {self.heads}")
 
-    @property
-    def times(self) -> np.ndarray:
-        steps = round(self.horizon / self.dt)
-        return np.round(np.arange(0, steps + 1, self.record_every) * self.dt, 12)
+    def operator(self, variant: str | VariantSpec, n: int, d: int, beta: float,
+                 key: Sequence[int]) -> Operator:
+        """The operator of ``variant`` for the draw ``key`` (ints seeding numpy's
+        ``default_rng``): the same key gives coupled weights across variants."""
+        spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
+        self.check(n, d)
+        key = [int(k) for k in key]
+        gen = np.random.default_rng(key)
+        H, e = self.heads, d // self.heads
+        shared = {
+            "W_Q": gen.standard_normal((H, d, e)) / np.sqrt(d),
+            "W_K": gen.standard_normal((H, d, e)) / np.sqrt(d),
+            "W_V": gen.standard_normal((H, d, e)) / np.sqrt(H * e),
+        }
+        mask_seed = int(np.random.default_rng([*key, 1]).integers(2**62))
+        oc = _operator_config(spec, self, n, d, mask_seed)
+        params = init_params(oc, gen)
+        if spec.base == "mfa":
+            C = oc.C
+            params["heads.S_v"] = gen.standard_normal((d, C)) / np.sqrt(H * C)
+            params["heads.O"] = np.stack([params["heads.S_v"].T] * H)
+        elif spec.base == "mfa_kr":
+            params["heads.O"] = np.stack([params["heads.S_k"].T * d / (H * oc.C)] * H)
+        else:
+            r = H // oc.kv_groups
+            reps = np.arange(0, H, r)
+            params["heads.W_Q"] = shared["W_Q"]
+            params["heads.W_K"] = shared["W_K"][reps]
+            params["heads.W_V"] = shared["W_V"][reps]
+            params["heads.W_O"] = np.stack([shared["W_V"][reps[h // r]].T for h in range(H)])
+        op = assemble(oc, params)
+        return replace(op, scale=float(beta) / np.sqrt(op.heads.head_dim), name=spec.text)
+
+    def kv_elements(self, variant: str | VariantSpec, n: int, d: int) -> int:
+        """Cache scalars per retained token per layer (``attention.accounting``)."""
+        from attention.accounting import kv_elements
+
+        spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
+        return kv_elements(_operator_config(spec, self, n, d))
+
+    def retained_fraction(self, variant: str | VariantSpec, n: int, d: int) -> float:
+        """Fraction of the n tokens a decoder keeps after the last one: AnSAN's anchors and
+        open segment (Algorithm 1), DMA's top-w keys per head (``evicting_decode``), all
+        of them otherwise (PrFlash drops compute, not cache)."""
+        spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
+        if spec.base == "ansan":
+            anchors = _anchors(self, n)
+            open_segment = n - 1 - anchors[-1] if anchors else n
+            return (len(anchors) + open_segment) / n
+        if spec.base == "dma":
+            return min(self.dma_window, n) / n
+        return 1.0
 
 
-# -- the ensemble ------------------------------------------------------------------------------
+def _anchors(ensemble: Ensemble, n: int) -> tuple[int, ...]:
+    return tuple(range(ensemble.anchor_every - 1, n, ensemble.anchor_every))
 
 
-def _config(name: str, cfg: VariantFlowsConfig) -> OperatorConfig:
-    base = dict(d_model=cfg.d, heads=cfg.heads, causal=True)
+def _operator_config(spec: VariantSpec, ensemble: Ensemble, n: int, d: int,
+                     mask_seed: int = 0) -> OperatorConfig:
+    base = dict(d_model=d, heads=ensemble.heads, causal=ensemble.causal)
+    name = spec.base
     if name in ("mha", "mqa"):
         return OperatorConfig(name, **base)
     if name == "gqa":
-        return OperatorConfig("gqa", groups=cfg.gqa_groups, **base)
+        return OperatorConfig("gqa", groups=ensemble.gqa_groups, **base)
     if name in ("mfa", "mfa_kr"):
-        return OperatorConfig(name, latent_dim=2 * cfg.head_dim, **base)
+        C = ensemble.latent_dim or 2 * (d // ensemble.heads)
+        return OperatorConfig(name, latent_dim=C, **base)
     if name == "ansan":
-        anchors = tuple(range(cfg.anchor_every - 1, cfg.n, cfg.anchor_every))
-        return OperatorConfig("ansan", anchors=anchors, **base)
+        return OperatorConfig("ansan", anchors=_anchors(ensemble, n), **base)
     if name == "dma":
-        return OperatorConfig("dma", window=cfg.dma_window, **base)
-    kind = name.split("-")[1]
-    param = {"geometric": cfg.rho, "harmonic": cfg.c, "window": cfg.w}[kind]
-    return OperatorConfig("prflash", block=cfg.block, p=kind, p_param=param,
-                          mask_seed=cfg.seed, **base)
+        return OperatorConfig("dma", window=ensemble.dma_window, dma_form=ensemble.dma_form,
+                              **base)
+    return OperatorConfig("prflash", block=ensemble.block, p=spec.p,
+                          p_param=0.5 if spec.p_param is None else spec.p_param,
+                          mask_seed=mask_seed, **base)
 
 
-def ensemble_operator(name: str, cfg: VariantFlowsConfig, member: int) -> Operator:
-    """The operator of variant ``name`` for ensemble member ``member`` (module docstring)."""
-    gen = np.random.default_rng([cfg.seed, member])
-    d, H, e = cfg.d, cfg.heads, cfg.head_dim
-    shared = {
-        "W_Q": gen.standard_normal((H, d, e)) / np.sqrt(d),
-        "W_K": gen.standard_normal((H, d, e)) / np.sqrt(d),
-        "W_V": gen.standard_normal((H, d, e)) / np.sqrt(H * e),
-    }
-    oc = _config(name, cfg)
-    params = init_params(oc, gen)
-    if name in ("mfa", "mfa_kr"):
-        C = oc.C
-        if name == "mfa":
-            params["heads.S_v"] = gen.standard_normal((d, C)) / np.sqrt(H * C)
-            params["heads.O"] = np.stack([params["heads.S_v"].T] * H)
-        else:
-            params["heads.O"] = np.stack([params["heads.S_k"].T * d / (H * C)] * H)
-    else:
-        r = H // oc.kv_groups
-        reps = np.arange(0, H, r)
-        params["heads.W_Q"] = shared["W_Q"]
-        params["heads.W_K"] = shared["W_K"][reps]
-        params["heads.W_V"] = shared["W_V"][reps]
-        params["heads.W_O"] = np.stack([shared["W_V"][reps[h // r]].T for h in range(H)])
-    op = assemble(oc, params)
-    return replace(op, scale=cfg.beta / np.sqrt(op.heads.head_dim), name=name)
-
-
-def retained_fraction(name: str, cfg: VariantFlowsConfig) -> float:
-    """Fraction of the n tokens a decoder keeps in its cache after the last token."""
-    if name == "ansan":
-        anchors = list(range(cfg.anchor_every - 1, cfg.n, cfg.anchor_every))
-        open_segment = cfg.n - 1 - anchors[-1] if anchors else cfg.n
-        return (len(anchors) + open_segment) / cfg.n
-    if name == "dma":
-        return min(cfg.dma_window, cfg.n) / cfg.n
-    return 1.0
-
-
-# -- the study -----------------------------------------------------------------------------------
-
-
-def variant_flows(cfg: VariantFlowsConfig, *, progress: bool = False) -> dict[str, Any]:
-    """Run the study. Returns numpy arrays keyed
-
-    times (T,), variants (V,), kv_elements (V,) cache scalars per retained token,
-    kv_per_token (V,) cache scalars per token of the sequence (kv_elements x retained
-    fraction), clustering_time (V, M), cluster_count (V, M, T), distance (V, M, T);
-    and ``config`` (a dict).
-    """
-    from attention.accounting import kv_elements
-    from dynamics import cluster_count, clustering_time, simulate, uniform_sphere
-    from dynamics.fields.operator import OperatorField
-
-    times = cfg.times
-    V, M, T = len(cfg.variants), cfg.members, times.size
-    counts = np.zeros((V, M, T), dtype=np.int64)
-    dist = np.zeros((V, M, T))
-    ctime = np.zeros((V, M))
-    for member in range(M):
-        x0 = uniform_sphere([cfg.seed, member, 1], 1, cfg.n, cfg.d)
-        reference = None
-        paths = {}
-        for name in ("mha", *cfg.variants):
-            if name in paths:
-                continue
-            field = OperatorField(ensemble_operator(name, cfg, member), period=cfg.dt)
-            traj = simulate(field, x0, times, method=cfg.method, dt=cfg.dt)
-            paths[name] = traj.values[0]
-            if progress:
-                print(f"member {member}: {name}", flush=True)
-        reference = paths["mha"]
-        for v, name in enumerate(cfg.variants):
-            states = paths[name]
-            counts[v, member] = cluster_count(states, cfg.delta)
-            ctime[v, member] = clustering_time(times, states[None], cfg.delta)[0]
-            chord = np.linalg.norm(states - reference, axis=-1)
-            dist[v, member] = (2 * np.arcsin(np.clip(chord / 2, 0.0, 1.0))).mean(axis=-1)
-    kv = np.array([kv_elements(_config(name, cfg)) for name in cfg.variants])
-    kept = np.array([retained_fraction(name, cfg) for name in cfg.variants])
-    return {
-        "times": times,
-        "variants": np.array(cfg.variants),
-        "kv_elements": kv,
-        "kv_per_token": kv * kept,
-        "clustering_time": ctime,
-        "cluster_count": counts,
-        "distance": dist,
-        "config": asdict(cfg),
-    }
-
-
-def as_dataset(result: dict[str, Any]):
-    """The study's result as an ``xarray.Dataset`` (dims variant, member, time)."""
-    import xarray as xr
-
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in result["config"].items()}
-    members = np.arange(result["clustering_time"].shape[1])
-    return xr.Dataset(
-        {
-            "clustering_time": (("variant", "member"), result["clustering_time"]),
-            "cluster_count": (("variant", "member", "time"), result["cluster_count"]),
-            "distance": (("variant", "member", "time"), result["distance"]),
-            "kv_elements": (("variant",), result["kv_elements"]),
-            "kv_per_token": (("variant",), result["kv_per_token"]),
-        },
-        coords={"variant": result["variants"], "member": members, "time": result["times"]},
-        attrs={k: str(v) for k, v in config.items()},
-    )
+__all__ = ["BASES", "CACHE_COMPRESSING", "KEY_DROPPING", "Ensemble", "VariantSpec",
+           "parse_variant"]

@@ -13,6 +13,7 @@ from dynamics.fields.feedforward import FeedForward
 from dynamics.fields.hardmax import Hardmax
 from dynamics.fields.noise import Noisy
 from dynamics.fields.normalization import NormalizedAttention, PeriLN, PreLN, polar
+from dynamics.fields.operator import MemberOperators, OperatorField, euclidean_flow, sphere_flow
 from dynamics.fields.rescaled import RescaledSelfAttention, from_rescaled, to_rescaled
 from dynamics.fields.splitting import LieTrotter
 from dynamics.initial import (
@@ -79,9 +80,11 @@ __all__ = [
     "Histogram",
     "Kuramoto",
     "LieTrotter",
+    "MemberOperators",
     "MultiHeadAttention",
     "Noisy",
     "NormalizedAttention",
+    "OperatorField",
     "PeriLN",
     "PreLN",
     "PureSelfAttention",
@@ -101,6 +104,7 @@ __all__ = [
     "density_histogram",
     "diffrax_flow",
     "equiangular",
+    "euclidean_flow",
     "figure5_weights",
     "first_time",
     "fourier_modes",
@@ -120,6 +124,7 @@ __all__ = [
     "points_to_angles",
     "polar",
     "simulate",
+    "sphere_flow",
     "theory",
     "to_rescaled",
     "uniform_angles",

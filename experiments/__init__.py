@@ -59,9 +59,18 @@ register_study(
     "experiments.cli",
     "number of clusters at given times vs beta, with the circle's predicted dominant mode",
 )
-# Slot: "variant-flows" (flows of the attention variants) registers here with the attention
-# work, as register_study("variant-flows", "experiments.cli", ...) plus a study kind in
-# experiments.studies and fields in experiments.fields.
+register_study(
+    "synchronisation",
+    "experiments.cli",
+    "fraction of random starts that end in one point vs beta, negative beta included "
+    "(circle thresholds -0.16 and -2/3)",
+)
+register_study(
+    "variant-flows",
+    "experiments.cli",
+    "the same tokens flowed under MHA, GQA/MQA, MFA, MFA-KR, AnSAN, PrFlash and DMA: "
+    "clustering time, cluster count and distance to full attention",
+)
 register_study(
     "plot",
     "experiments.plotting",
@@ -78,6 +87,6 @@ register_study(
     "seeds per second of a clustering-time study against one simulate call per seed",
 )
 
-EPILOG = "variant-flows: arrives with the attention variants (not registered yet)."
+EPILOG = "Study configs: experiments/configs/*.toml; figures of a store: plot STORE."
 
 __all__ = ["EPILOG", "STUDIES", "Study", "register_study"]

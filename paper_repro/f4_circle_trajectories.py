@@ -1,4 +1,4 @@
-"""F4 (right panels) - metastable clusters on the circle at beta = 4 and beta = 9 (paper Fig. 4).
+"""F4 - the d = 2 phase diagram and metastable clusters on the circle at beta = 4 and 9 (Fig. 4).
 
 SA with Q = K = V = I on S^1, n = 32 tokens from a uniform start, h = 0.1, snapshots at
 t = 0, 18, 30 (the panels' times; the caption says 2.5, 18, 30: paper.md erratum 3).
@@ -7,8 +7,13 @@ single cluster that Thm 5.1/2507.22857 guarantee as t -> infinity (metastability
 
 One trajectory is drawn per beta (the first seed); the claim is checked on many seeds:
 the cluster count at t = 18 and t = 30 (connected components of {<x_i, x_j> >= 1 - delta},
-delta = 1e-3, paper section 11 item 14) is reported as a distribution. The left panel of
-Fig. 4 (the d = 2 phase diagram) belongs with the phase diagrams (F3).
+delta = 1e-3, paper section 11 item 14) is reported as a distribution.
+
+The left panel is the d = 2 panel of F3 (the same stored study: made by F3 or here,
+and reused by the other), with boxes on the rows beta = 4 and 9. Along each row its
+P(t = 30, beta) is the mean fraction of pairs inside one cluster; the circle runs above
+measure the same fraction on their own seeds, and the two estimates must agree within
+sampling error (a two-sample z-score below 3).
 """
 
 from __future__ import annotations
@@ -17,9 +22,20 @@ from collections import Counter
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 
-from dynamics import SA, CircleSA, angles_to_points, cluster_count, points_to_angles, uniform_sphere
-from paper_repro.plotting import BLUE, circle_panel, quick_note
+from dynamics import (
+    SA,
+    CircleSA,
+    angles_to_points,
+    cluster_count,
+    fraction_clustered_pairs,
+    points_to_angles,
+    uniform_sphere,
+)
+from paper_repro.f3_phase_diagrams import DIMS, f3_grid, f3_study
+from paper_repro.phase_studies import store_path
+from paper_repro.plotting import BLUE, circle_panel, phase_panel, quick_note
 from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
@@ -39,25 +55,72 @@ def _flow(beta: float, x0: np.ndarray, times: np.ndarray, scheme: str) -> np.nda
 
 def cluster_counts(beta: float, x0: np.ndarray, scheme: str) -> dict[float, np.ndarray]:
     """Cluster counts per member at t = 18 and t = 30, numpy (batch,) each."""
+    return snapshot_statistics(beta, x0, scheme)[0]
+
+
+def snapshot_statistics(beta: float, x0: np.ndarray,
+                        scheme: str) -> tuple[dict[float, np.ndarray], np.ndarray]:
+    """Cluster counts per member at t = 18 and 30, and the fraction of clustered pairs per
+    member at t = 30 (the phase-diagram statistic), numpy (batch,) arrays."""
     states = _flow(beta, x0, np.array(SNAPSHOTS), scheme)
-    return {t: cluster_count(states[:, k], DELTA) for k, t in enumerate(SNAPSHOTS) if t > 0}
+    counts = {t: cluster_count(states[:, k], DELTA) for k, t in enumerate(SNAPSHOTS) if t > 0}
+    return counts, np.asarray(fraction_clustered_pairs(DELTA)(states[:, -1]))
+
+
+def z_score(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample z-score of the means of a and b (standard errors from the samples)."""
+    se = np.sqrt(np.var(a, ddof=1) / a.size + np.var(b, ddof=1) / b.size)
+    gap = abs(float(np.mean(a) - np.mean(b)))
+    return gap / se if se > 0 else (0.0 if gap == 0 else float("inf"))
+
+
+def phase_row(study, beta: float) -> tuple[np.ndarray, float]:
+    """Per-seed fractions of clustered pairs at t = 30 on the grid row nearest ``beta`` of
+    the d = 2 panel of the F3 study, and that row's beta."""
+    k = int(np.argmin(np.abs(study["beta"].values - beta)))
+    pairs = study["clustered_pairs"].values[:, 0, DIMS.index(2), k, -1]
+    return pairs / (N * (N - 1) / 2), float(study["beta"].values[k])
+
+
+def _left_panel(ax, study, request: FigureRequest):
+    times, betas = study["time"].values, study["beta"].values
+    mesh = phase_panel(ax, times, betas, study["probability"].values[0, DIMS.index(2)],
+                       title="$d = 2$ (F3a)")
+    half = 0.5 * (betas[1] - betas[0])
+    for beta in BETAS:
+        ax.add_patch(Rectangle((times[0], beta - half), times[-1] - times[0], 2 * half,
+                               fill=False, edgecolor="k", linewidth=1.2))
+        ax.text(times[-1] - 0.5, beta - half - 0.05, f"$\\beta = {beta:g}$", ha="right",
+                va="top", fontsize=7)
+    ax.figure.colorbar(mesh, ax=ax, location="bottom", shrink=0.9, pad=0.12,
+                       label=r"$P(\langle x_i, x_j\rangle \geq 1 - \delta)$")
+    return mesh
 
 
 def _distribution(counts: np.ndarray) -> dict[int, int]:
     return {int(k): int(v) for k, v in sorted(Counter(counts.tolist()).items())}
 
 
-@register("F4", "metastable clusters on the circle, beta = 4 and 9 (n = 32, t = 0, 18, 30)")
+@register("F4", "d = 2 phase diagram and metastable clusters on the circle, beta = 4 and 9")
 def figure_f4(request: FigureRequest) -> FigureReport:
     seeds = request.pick(256, 1024, tiny=32)
     x0 = uniform_sphere(request.seed, seeds, N, 2)
     times = time_grid(T)
-    fig = plt.figure(figsize=(11, 5.6))
-    grid = fig.add_gridspec(2, 4, width_ratios=(1, 1, 1, 1.15), wspace=0.15, hspace=0.4)
+    study = f3_study(request, request.scheme)
+    fig = plt.figure(figsize=(14, 5.6))
+    grid = fig.add_gridspec(2, 5, width_ratios=(1.5, 1, 1, 1, 1.15), wspace=0.15, hspace=0.4)
+    _left_panel(fig.add_subplot(grid[:, 0]), study, request)
     data = {"parameters": {"n": N, "T": T, "h": 0.1, "delta": DELTA, "betas": BETAS,
                            "snapshots": SNAPSHOTS, "seeds": seeds,
-                           "integrator": describe(request.scheme)},
-            "counts": {}, "distribution": {}, "shown": {}}
+                           "integrator": describe(request.scheme),
+                           "phase_diagram": {
+                               "store": str(store_path(request, f"F3-{request.scheme}")
+                                            .relative_to(request.out)),
+                               "seeds": f3_grid(request).seeds}},
+            "counts": {}, "distribution": {}, "shown": {}, "pair_fraction_at_T": {},
+            "phase_diagram": {"times": study["time"].values, "betas": study["beta"].values,
+                              "probability": np.round(
+                                  study["probability"].values[0, DIMS.index(2)], 4)}}
     checks = []
     for row, beta in enumerate(BETAS):
         shown = _flow(beta, x0[:1], times, request.scheme)[0]
@@ -65,10 +128,10 @@ def figure_f4(request: FigureRequest) -> FigureReport:
         for col, t in enumerate(SNAPSHOTS):
             k = int(np.searchsorted(times, t))
             title = f"$t = {t:.1f}$" + (f",  $\\beta = {beta:g}$" if col == 0 else "")
-            circle_panel(fig.add_subplot(grid[row, col]), shown[k], start=shown[0],
+            circle_panel(fig.add_subplot(grid[row, col + 1]), shown[k], start=shown[0],
                          trail=shown[: k + 1], title=title, size=18)
-        counts = cluster_counts(beta, x0, request.scheme)
-        ax = fig.add_subplot(grid[row, 3])
+        counts, fractions = snapshot_statistics(beta, x0, request.scheme)
+        ax = fig.add_subplot(grid[row, 4])
         for t, offset, color in ((18.0, -0.2, "0.6"), (30.0, 0.2, BLUE)):
             dist = _distribution(counts[t])
             ax.bar(np.array(list(dist)) + offset, np.array(list(dist.values())) / seeds,
@@ -94,9 +157,20 @@ def figure_f4(request: FigureRequest) -> FigureReport:
             f"caption {CAPTION[beta]}: {'agrees' if mode == CAPTION[beta] else 'DIFFERS'} "
             f"({share:.0%} of seeds); drawn seed: {shown_count}"
         )
-    fig.suptitle(f"F4 - metastable clusters on $S^1$, SA, $n = {N}$ "
+        row_fractions, row_beta = phase_row(study, beta)
+        z = z_score(row_fractions, fractions)
+        data["pair_fraction_at_T"][key] = {
+            "phase_diagram": float(np.mean(row_fractions)), "phase_diagram_beta": row_beta,
+            "circle_runs": float(np.mean(fractions)), "z": z}
+        checks.append(
+            f"F4: beta = {beta:g}: clustered pairs at t = 30: phase diagram P = "
+            f"{np.mean(row_fractions):.3f} ({row_fractions.size} seeds, row beta = "
+            f"{row_beta:g}), circle runs {np.mean(fractions):.3f} ({seeds} seeds); z = {z:.2f}: "
+            + ("consistent" if z < 3 else "DIFFERS"))
+    fig.suptitle(f"F4 - the $d = 2$ phase diagram and metastable clusters on $S^1$, SA, $n = {N}$ "
                  f"({describe(request.scheme)})", fontsize=10)
-    quick_note(fig, request, f"{seeds} seeds per beta (full: 1024)")
+    quick_note(fig, request, f"{seeds} seeds per beta (full: 1024); phase diagram: "
+               f"{f3_grid(request).describe()} (full: 2048 seeds, 90 betas)")
     files = save_figure(fig, request, "F4_circle_trajectories", data)
     plt.close(fig)
     return FigureReport("F4", files, checks)

@@ -24,7 +24,7 @@ BETA, NEGATIVE_BETA, KMAX = 9.0, -4.0, 12
 
 @register("M2", "growth rates of Fourier modes of the uniform density (SA, beta = 9 and -4)")
 def figure_m2(request: FigureRequest) -> FigureReport:
-    n, batch = (1000, 2) if request.quick else (3000, 4)
+    n, batch = request.pick((1000, 2), (3000, 4), tiny=(600, 3))
     pde = pde_growth(BETA, "softmax", kmax=KMAX)
     pde_negative = pde_growth(NEGATIVE_BETA, "softmax", kmax=KMAX)
     particles = particle_growth(BETA, "softmax", n=n, kmax=KMAX, horizon=5.0, batch=batch,

@@ -25,10 +25,11 @@ from paper_repro.registry import FigureReport, FigureRequest, register, save_fig
 
 @register("M4", "noisy Kuramoto (beta = 0): order parameter r(kappa), bifurcation at kappa = 2")
 def figure_m4(request: FigureRequest) -> FigureReport:
-    kappas = np.array([1.0, 1.5, 3.0, 4.0, 6.0] if request.quick
-                      else [0.5, 1.0, 1.5, 1.8, 2.2, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0])
+    kappas = np.array(request.pick([1.0, 1.5, 3.0, 4.0, 6.0],
+                                   [0.5, 1.0, 1.5, 1.8, 2.2, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0],
+                                   tiny=[1.0, 3.0, 4.0]))
     # from uniform angles the order parameter needs ~ log(n) / (1/2 - 1/kappa) to grow
-    n, horizon = (800, 60.0) if request.quick else (3000, 300.0)
+    n, horizon = request.pick((800, 60.0), (3000, 300.0), tiny=(500, 40.0))
     branch_kappa = np.linspace(0.5, kappas.max(), 300)
     branch = np.array([kuramoto_order(float(k)) for k in branch_kappa])
     # the PDE relaxes at rate ~ |1/2 - 1/kappa| (the linear rate of mode 1), slowly near 2

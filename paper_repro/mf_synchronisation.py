@@ -1,81 +1,116 @@
 """M3 - synchronisation on the circle over beta, negative values included (arXiv 2507.22857).
 
 Claim (Polyanskiy-Rigollet-Yao): SA and USA on the circle synchronise from almost every start
-for beta >= -0.16, and not for beta < -2/3. Shown: the fraction of uniform random starts of n
-particles (SA) that end in one point by time T, and the fraction stopped at another
-stationary state; beside it the witness of the negative side, the inter-cluster eigenvalue
-(1/2 + 3 beta/4) e^{-beta/2} of three balanced clusters, negative (stable) exactly for
-beta < -2/3 (``dynamics.meanfield.synchronisation``). Random starts find the three-cluster
-basin only well below -2/3: between -2/3 and about -1.5 it is small.
+for beta >= -0.16, and not for beta < -2/3. The numbers come from the ``synchronisation``
+study of the experiments layer (``experiments/configs/synchronisation.toml``; the full
+figure runs that config as it is, the quick and tiny ones a smaller grid), stored next to
+the figure and resumed when it is there. Shown: the fraction of uniform random starts of n
+particles (SA) proven to end in one point (diameter < pi/2 at time T, the cone collapse of
+Lemma 6.4), with its Clopper-Pearson interval, and the fraction stopped at another
+stationary state; beside it the witness of the negative side,
+the inter-cluster eigenvalue (1/2 + 3 beta/4) e^{-beta/2} of three balanced clusters,
+negative (stable) exactly for beta < -2/3 (``dynamics.meanfield.synchronisation``). Random
+starts find the non-synchronised basins only well below -2/3: between -2/3 and about -1 they
+are small.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dynamics.meanfield import SyncConfig, cluster_state_spectrum, synchronisation_map
+from dynamics.meanfield import cluster_state_spectrum
+from dynamics.meanfield.synchronisation import FAILING_BETA, SYNCHRONISING_BETA
 from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
 
-BETAS = (-4.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.8, -2 / 3, -0.5, -0.3, -0.16, 0.0, 0.5, 1.0, 2.0)
+CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "synchronisation.toml"
+TINY_BETAS = (-3.0, -1.0, -0.16, 0.0, 1.0)
 
 
-@register("M3", "synchronisation on the circle versus beta (SA, random starts)")
+def study_config(request: FigureRequest):
+    """The study's config for this request: the TOML file (full), fewer n and seeds (quick),
+    or a five-beta grid (tiny). The request's seed is added to the file's root seed."""
+    from experiments.config import load_config
+
+    config = load_config(CONFIG, expect="synchronisation")
+    config = replace(config, seed=config.seed + request.seed)
+    size = "tiny" if request.tiny else ("quick" if request.quick else "full")
+    if size == "quick":
+        config = replace(config, grid=replace(config.grid, n=(8, 16)),
+                         seeds=replace(config.seeds, count=32, chunk=32))
+    elif size == "tiny":
+        config = replace(config, grid=replace(config.grid, n=(8,), beta=TINY_BETAS),
+                         seeds=replace(config.seeds, count=16, chunk=16),
+                         params=replace(config.params, horizon=100.0))
+    return config, size
+
+
+@register("M3", "synchronisation on the circle versus beta (SA, random starts; a study)")
 def figure_m3(request: FigureRequest) -> FigureReport:
-    sizes = (8,) if request.quick else (8, 16, 32)
-    starts = 32 if request.quick else 128
-    results = {
-        n: synchronisation_map(SyncConfig(betas=BETAS, n=n, starts=starts, seed=request.seed,
-                                          horizon=150.0))
-        for n in sizes
-    }
+    from experiments.runner import run_study
+    from experiments.store import open_dataset
+    from experiments.studies.synchronisation import draw_fractions
+
+    config, size = study_config(request)
+    store = request.out / f"M3_synchronisation_{size}_seed{config.seed}.zarr"
+    run_study(config, store, quiet=True, log=lambda line: None,
+              command=f"python -m paper_repro M3 ({size})")
+    ds = open_dataset(store).load()
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    ax = axes[0]
-    for n, result in results.items():
-        ax.plot(BETAS, result["synchronised"], "o-", label=f"synchronised, n = {n}")
-        ax.plot(BETAS, result["stationary_unsynchronised"], "x--",
-                label=f"stopped elsewhere, n = {n}")
-    for x, text in ((-2 / 3, "-2/3"), (-0.16, "-0.16")):
-        ax.axvline(x, color="k", linestyle=":", linewidth=0.8)
-        ax.text(x, 1.03, text, ha="center", fontsize=8)
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel(f"fraction of {starts} random starts")
-    ax.set_ylim(-0.05, 1.1)
-    ax.legend(fontsize=7)
-    ax.set_title("SA on the circle, T = 150")
+    draw_fractions(axes[0], ds, config)
+    for x, text in ((FAILING_BETA, "-2/3"), (SYNCHRONISING_BETA, "-0.16")):
+        axes[0].axvline(x, color="k", linestyle=":", linewidth=0.8)
+        axes[0].text(x, 0.5, f"β = {text} ", ha="right", va="center", rotation=90, fontsize=8)
+    axes[0].set_title(f"SA on the circle, T = {config.params.horizon:g}", fontsize=9)
 
     ax = axes[1]
     grid = np.linspace(-3, 1, 400)
-    inter = np.array([cluster_state_spectrum(b, 3)[1][0] for b in grid])
-    intra = np.array([cluster_state_spectrum(b, 3)[0] for b in grid])
+    spectra = [cluster_state_spectrum(float(b), 3) for b in grid]
+    inter = np.array([s[1][0] for s in spectra])
+    intra = np.array([s[0] for s in spectra])
     ax.plot(grid, inter, label="between clusters: $(1/2 + 3\\beta/4)e^{-\\beta/2}$")
     ax.plot(grid, intra, label="inside a cluster")
     ax.axhline(0, color="k", linewidth=0.5)
-    ax.axvline(-2 / 3, color="k", linestyle=":", linewidth=0.8)
+    ax.axvline(FAILING_BETA, color="k", linestyle=":", linewidth=0.8)
     ax.set_xlabel(r"$\beta$")
     ax.set_ylabel("Jacobian eigenvalue (per particle)")
     ax.set_title("three balanced clusters: stable iff $\\beta < -2/3$")
     ax.legend(fontsize=8)
     fig.suptitle("M3 - synchronisation threshold on the circle", fontsize=10)
 
+    betas = np.asarray(config.grid.beta, dtype=float)
+    sizes = tuple(config.grid.n)
+    fractions = {name: {n: ds[f"{name}_fraction"].values[i, 0] for i, n in enumerate(sizes)}
+                 for name in ("synchronising", "synchronised", "converging", "stopped",
+                              "undecided")}
     data = {
-        "parameters": {"betas": BETAS, "sizes": sizes, "starts": starts, "horizon": 150.0,
-                       "normalization": "softmax", "arc_tol": 1e-3},
-        "synchronised": {n: r["synchronised"] for n, r in results.items()},
-        "stationary_unsynchronised": {n: r["stationary_unsynchronised"]
-                                      for n, r in results.items()},
+        "parameters": {"betas": betas, "sizes": sizes, "starts": config.seeds.count,
+                       "horizon": config.params.horizon, "field": config.field.kind,
+                       "tolerance": config.params.tolerance, "store": store.name,
+                       "config_toml": config.to_toml()},
+        **fractions,
+        "synchronising_interval": {n: [ds["synchronising_low"].values[i, 0],
+                                       ds["synchronising_high"].values[i, 0]]
+                                   for i, n in enumerate(sizes)},
         "three_cluster_eigenvalue": {"beta": grid, "inter": inter, "intra": intra},
     }
     files = save_figure(fig, request, "M3_synchronisation", data)
     plt.close(fig)
-    betas = np.asarray(BETAS)
-    upper = all(np.all(r["synchronised"][betas >= -0.16] == 1.0) for r in results.values())
-    lower = all(np.any(r["synchronised"][betas < -2 / 3] < 1.0) for r in results.values())
+    sync = np.stack([fractions["synchronising"][n] for n in sizes])
+    upper = bool(np.all(sync[:, betas >= SYNCHRONISING_BETA] == 1.0))
+    lower = bool(np.all(np.any(sync[:, betas < FAILING_BETA] < 1.0, axis=1)))
     flip = bool(cluster_state_spectrum(-0.67, 3)[1][0] < 0 < cluster_state_spectrum(-0.66, 3)[1][0])
+    undecided = max(float(np.max(f)) for f in fractions["undecided"].values())
     checks = [
         f"M3: every start synchronises for beta >= -0.16 ({'ok' if upper else 'VIOLATED'})",
         f"M3: some starts do not synchronise for beta < -2/3 ({'ok' if lower else 'VIOLATED'})",
         f"M3: three balanced clusters change stability at beta = -2/3 "
         f"({'ok' if flip else 'VIOLATED'})",
+        f"M3: every start decided by T (synchronising or stopped): largest undecided "
+        f"fraction {undecided:.3f} ({'ok' if undecided == 0 else 'VIOLATED'})",
     ]
-    return FigureReport("M3", files, checks)
+    return FigureReport("M3", [*files, store], checks)

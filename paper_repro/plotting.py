@@ -6,7 +6,8 @@ and the past trajectories as dashed lines of width 0.25. ``circle_panel`` and
 ``sphere_panel`` draw one such frame (``CircleFrame``/``SphereFrame`` keep the artists and
 update them, for movies); ``save_movie`` turns a frame-updating function into a GIF with
 matplotlib's PillowWriter (deterministic for a given input). ``quick_note``
-writes on a figure that it was made at reduced size.
+writes on a figure that it was made at reduced size. ``phase_panel`` draws one phase
+diagram (Figs. 3-5): P(t, beta) as a heat map in the paper's ``RdBu_r`` (blue 0, red 1).
 """
 
 from __future__ import annotations
@@ -38,6 +39,28 @@ def quick_note(fig, request: FigureRequest, text: str) -> None:
     if request.quick:
         fig.text(0.01, 0.005, f"quick mode: {text}", fontsize=7, color="0.35",
                  ha="left", va="bottom")
+
+
+def phase_panel(ax, times: np.ndarray, betas: np.ndarray, probability: np.ndarray, *,
+                title: str | None = None, labels: bool = True):
+    """P(t, beta), probability (beta, time), as a heat map on a linear 0-1 scale.
+
+    The paper's panels let matplotlib pick vmin (its d = 2 and d = 8 colour bars start at
+    0.2); here every panel uses 0-1, so colours compare across panels. Returns the mesh.
+    """
+    mesh = ax.pcolormesh(times, betas, probability, cmap="RdBu_r", vmin=0.0, vmax=1.0,
+                         shading="nearest", rasterized=True)
+    half_t = 0.5 * (times[1] - times[0]) if len(times) > 1 else 0.5
+    half_b = 0.5 * (betas[1] - betas[0]) if len(betas) > 1 else 0.5
+    ax.set_xlim(times[0] - half_t, times[-1] + half_t)  # overlays may not widen the panel
+    ax.set_ylim(betas[0] - half_b, betas[-1] + half_b)
+    ax.tick_params(labelsize=7)
+    if labels:
+        ax.set_xlabel("$t$", fontsize=8)
+        ax.set_ylabel(r"$\beta$", fontsize=8)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    return mesh
 
 
 def unit_circle(ax, *, color: str = "0.8") -> None:

@@ -1,115 +1,115 @@
 """V1 - does compressing the KV cache change how fast tokens cluster?
 
-The same n = 32 tokens of S^15 flow under ten causal attention variants with coupled random
-weights of one stated ensemble (``attention.variant_flows``: Gaussian query/key maps,
-tied positive semidefinite value-output circuits with E[sum_h W_V W_O^h] = I). Panel (a):
-median number of delta-clusters over time; (b) clustering time against the KV cache a
-decoder keeps per token; (c) distance of each flow to full attention (MHA, same weights).
+Runs the ``variant-flows`` study (``experiments.studies.variant_flows``) on its example
+config, ``experiments/configs/variant_flows.toml`` (quick: as it is, the README figure;
+full: 64 tokens of S^31, 8 heads, 128 draws; tiny: the test size), into a temporary store,
+and draws the study's figure from it: the same tokens flowed under ten causal variants
+with coupled weights of the tied Gaussian ensemble. Panel (a): median number of
+delta-clusters over time; (b) clustering time against the KV cache a decoder keeps per
+token; (c) distance of each flow to full attention (MHA, same weights and tokens).
 """
 
 from __future__ import annotations
 
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attention.variant_flows import VariantFlowsConfig, variant_flows
 from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
 
-COLORS = {
-    "mha": "#000000", "gqa": "#3658bf", "mqa": "#1f9bd1", "mfa": "#7b3fb5", "mfa_kr": "#c04fc0",
-    "ansan": "#d1741f", "prflash-geometric": "#2e8b57", "prflash-harmonic": "#64b464",
-    "prflash-window": "#9acd32", "dma": "#c0392b",
-}
-COMPRESSED = ("gqa", "mqa", "mfa", "mfa_kr")
-SPARSIFIED = ("ansan", "prflash-geometric", "prflash-harmonic", "prflash-window", "dma")
+
+def study_config(request: FigureRequest) -> Any:
+    """The example config, resized for the request (its seed shifted by request.seed)."""
+    from experiments.config import parse_config
+    from experiments.studies.variant_flows import EXAMPLE
+
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["seed"] += request.seed
+    if request.tiny:
+        data["grid"].update(n=[12], d=[8])
+        data["field"].update(heads=2, anchor_every=4, block=2, dma_window=4)
+        data["seeds"].update(count=4, chunk=4)
+        data["variants"]["times"] = {"start": 0.0, "stop": 4.0, "num": 41}
+    elif not request.quick:
+        data["grid"].update(n=[64], d=[32])
+        data["field"].update(heads=8, anchor_every=16, block=8, dma_window=16)
+        data["seeds"].update(count=128, chunk=16)
+        data["variants"]["times"] = {"start": 0.0, "stop": 20.0, "num": 201}
+    return parse_config(data)
 
 
-def _config(request: FigureRequest) -> VariantFlowsConfig:
-    if request.quick:
-        return VariantFlowsConfig(members=16, horizon=10.0, seed=request.seed)
-    return VariantFlowsConfig(n=64, d=32, heads=8, members=64, horizon=30.0, anchor_every=16,
-                              block=8, dma_window=16, seed=request.seed)
+def run_v1_study(request: FigureRequest, store: Path) -> tuple[Any, Any]:
+    """(Dataset with the summary merged in, config) of the study run into ``store``."""
+    from experiments.runner import run_study
+    from experiments.store import open_dataset
+    from experiments.studies import STUDY_KINDS
+
+    config = study_config(request)
+    run_study(config, store, quiet=True, log=lambda line: None)
+    ds = open_dataset(store).load()
+    summary = STUDY_KINDS[config.study].summarize(ds, config)
+    return ds.drop_vars([v for v in summary.data_vars if v in ds]).merge(summary), config
 
 
-def _median_time(ct: np.ndarray) -> float:
-    return float(np.nanmedian(ct)) if np.isfinite(ct).any() else float("nan")
+def _same_limit_check(ds: Any, config: Any) -> str:
+    """Masks that keep the diagonal (AnSAN, PrFlash, DMA) leave token 0 alone with itself,
+    so it moves as under the reference; once both flows are delta-clustered every token is
+    within arccos(1 - delta) of that same x_0 in both, so the mean angle between the flows
+    is at most 2 arccos(1 - delta)."""
+    names = list(config.params.names)
+    reference = names.index(config.field.params.variant)
+    ct = ds["clustering_time"].values[:, 0, 0, 0]
+    end = ds["distance"].values[:, 0, 0, 0, :, -1]
+    bound = 2 * np.arccos(1 - config.params.delta)
+    worst, pairs = 0.0, 0
+    for v, name in enumerate(names):
+        if name.split(":")[0] not in ("ansan", "dma", "prflash"):
+            continue
+        both = np.isfinite(ct[:, v]) & np.isfinite(ct[:, reference])
+        pairs += int(both.sum())
+        worst = max(worst, float(end[both, v].max(initial=0.0)))
+    verdict = "ok" if worst <= bound else "VIOLATED"
+    return (f"V1: masks keeping the diagonal end at the reference's cluster: max final angle "
+            f"{worst:.2e} <= 2 arccos(1 - delta) = {bound:.3f} over {pairs} clustered pairs "
+            f"of flows: {verdict}")
 
 
 @register("V1", "does compressing the KV cache change how fast tokens cluster?")
 def figure_v1(request: FigureRequest) -> FigureReport:
-    cfg = _config(request)
-    result = variant_flows(cfg)
-    times, names = result["times"], list(result["variants"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    ax = axes[0]
-    for v, name in enumerate(names):
-        style = "-" if name in ("mha", *COMPRESSED) else "--"
-        ax.plot(times, np.median(result["cluster_count"][v], axis=0), style,
-                color=COLORS[name], label=name, linewidth=1.3)
-    ax.set_yscale("log")
-    ax.set_xlabel("$t$ (depth)")
-    ax.set_ylabel(f"median number of clusters ($\\delta$ = {cfg.delta:g})")
-    ax.set_title("(a) clusters over depth")
-    ax.legend(fontsize=7, ncol=2)
-    ax = axes[1]
-    medians = {}
-    kv = result["kv_per_token"]
-    for v, name in enumerate(names):
-        ct = result["clustering_time"][v]
-        med = _median_time(ct)
-        medians[name] = med
-        lo, hi = np.nanpercentile(ct, [25, 75]) if np.isfinite(ct).any() else (np.nan, np.nan)
-        marker = "o" if name in ("mha", *COMPRESSED) else "s"
-        same = np.nonzero(kv == kv[v])[0]
-        rank = int(np.searchsorted(same, v))
-        x = kv[v] * 2 ** (0.07 * (rank - (same.size - 1) / 2))
-        ax.errorbar(x, med, yerr=[[med - lo], [hi - med]], fmt=marker, color=COLORS[name],
-                    capsize=3)
-        right = rank >= same.size / 2
-        ax.annotate(name, (x, med), fontsize=7, xytext=(4 if right else -4, 3),
-                    textcoords="offset points", ha="left" if right else "right")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("KV cache kept per token (elements, per layer)")
-    ax.set_ylabel("clustering time (median, IQR)")
-    ax.set_title("(b) o: fewer KV heads    s: fewer visible keys")
-    ax = axes[2]
-    for v, name in enumerate(names):
-        if name == "mha":
-            continue
-        ax.plot(times, result["distance"][v].mean(axis=0), color=COLORS[name], label=name)
-    ax.set_xlabel("$t$ (depth)")
-    ax.set_ylabel("mean angle to the MHA flow (rad)")
-    ax.set_title("(c) distance to full attention")
-    fig.suptitle(
-        f"V1 - {cfg.members} draws, n = {cfg.n}, d = {cfg.d}, {cfg.heads} heads, causal, "
-        f"{cfg.method} dt = {cfg.dt:g}", fontsize=10,
-    )
-    fig.tight_layout()
+    from experiments.studies.variant_flows import draw
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds, config = run_v1_study(request, Path(tmp) / "variant_flows.zarr")
+    fig = draw(ds, config)
+    names = list(config.params.names)
+    reference = config.field.params.variant
+    at = (0, 0, 0)
+    median = ds["clustering_time_median"].values[at]
+    faster = ds["faster_than_reference"].values[at]
     data = {
-        "parameters": result["config"],
+        "parameters": config.to_dict(),
         "variants": names,
-        "kv_elements": result["kv_elements"],
-        "kv_per_token": result["kv_per_token"],
-        "clustering_time": result["clustering_time"],
-        "median_clustering_time": medians,
+        "kv_elements": ds["kv_elements"].values[0, 0],
+        "kv_per_token": ds["kv_per_token"].values[0, 0],
+        "clustering_time": ds["clustering_time"].values[:, 0, 0, 0],
+        "median_clustering_time": dict(zip(names, median, strict=True)),
+        "faster_than_reference": dict(zip(names, faster, strict=True)),
+        "final_distance": dict(zip(names, ds["distance_mean"].values[at][:, -1], strict=True)),
+        "final_distance_per_draw": ds["distance"].values[:, 0, 0, 0, :, -1],
     }
     files = save_figure(fig, request, "variant_flows", data)
     plt.close(fig)
-    base = medians["mha"]
-    ct = result["clustering_time"]
-    mha = ct[names.index("mha")]
-
-    def paired(name: str) -> str:
-        """In how many draws (same tokens, coupled weights) the variant beat MHA."""
-        return f"{name} {int(np.sum(ct[names.index(name)] < mha))}/{mha.size}"
-
-    faster = [paired(n) for n in COMPRESSED if n in medians and medians[n] < base]
-    slower = [paired(n) for n in SPARSIFIED if n in medians and medians[n] > base]
+    seeds = config.seeds.count
     checks = [
-        "V1: median clustering time " + ", ".join(f"{n} {t:.2f}" for n, t in medians.items()),
-        f"V1: fewer KV heads cluster faster than MHA ({base:.2f}; draws faster than MHA): "
-        f"{faster or 'none'}",
-        f"V1: fewer visible keys cluster slower than MHA (draws faster than MHA): "
-        f"{slower or 'none'}",
+        "V1: median clustering time " + ", ".join(
+            f"{n} {t:.2f}" for n, t in zip(names, median, strict=True)),
+        "V1: draws clustering before " + reference + ": " + ", ".join(
+            f"{n} {round(f * seeds)}/{seeds}" for n, f in zip(names, faster, strict=True)
+            if n != reference),
+        _same_limit_check(ds, config),
     ]
     return FigureReport("V1", files, checks)

@@ -11,7 +11,8 @@ is added to every score of key j (a key-only bias, so P_ij = M_ij mu_j e^{<q_i,k
 with mu_j = e^{b_j}). n_b is H (one bias per query head, the 2024 code) or G (one per
 key/value head, the 2025 kernel), broadcast over the heads of each group. With
 ``window = w`` each query keeps only the w keys of largest bias among those it may see
-(ties broken by position, earlier first), which bounds the cache at w tokens; None keeps
+(ties broken by position, earlier first), which bounds the cache at w tokens
+(``evicting_decode`` decodes with such a cache and equals the full forward); None keeps
 every key. The paper's own equation text was not seen (attention.md §10.7): both forms
 are parameters.
 """
@@ -57,41 +58,84 @@ class DynamicMaskBias:
 
         return convert_arrays(self, like)
 
-    def values(self, q: Array, k: Array, v: Array, q_pos: Any, k_pos: Any) -> Array:
-        """The bias (B, H, 1, m): one value per key, shared by every query."""
+    def key_bias(self, v: Array, heads: int) -> Array:
+        """b^h_j (B, heads, m) from the values v (B, G, m, f) of the cached keys."""
         xp = namespace(v)
         B, G, m, f = v.shape
-        H = q.shape[1]
         if self.W_dt.shape[0] != G * f:
             raise ValueError(f"W_dt must have G * f = {G * f} rows, got {self.W_dt.shape[0]}")
         nb = self.W_dt.shape[1]
-        if nb not in (H, G):
-            raise ValueError(f"the DMA bias has {nb} heads; expected H = {H} or G = {G}")
+        if nb not in (heads, G):
+            raise ValueError(f"the DMA bias has {nb} heads; expected H = {heads} or G = {G}")
         flat = xp.reshape(xp.permute_dims(v, (0, 2, 1, 3)), (B, m, G * f))
         delta = flat @ self.W_dt + self.b_dt
         soft = xp.logaddexp(xp.zeros_like(delta), delta)
         b = xp.exp(self.A * soft) if self.form == "exp" else self.A * soft
-        b = xp.permute_dims(b, (0, 2, 1))[:, :, None, :]
-        if nb != H:
-            b = xp.repeat(b, H // G, axis=1)
-        return b
+        b = xp.permute_dims(b, (0, 2, 1))
+        return b if nb == heads else xp.repeat(b, heads // G, axis=1)
+
+    def values(self, q: Array, k: Array, v: Array, q_pos: Any, k_pos: Any) -> Array:
+        """The bias (B, H, 1, m): one value per key, shared by every query."""
+        return self.key_bias(v, q.shape[1])[:, :, None, :]
 
     def restrict(self, allowed: Any, bias: Array) -> Array | None:
         """allowed AND (key among the ``window`` largest biases the query may see)."""
         if self.window is None:
             return allowed
-        xp = namespace(bias)
-        m = bias.shape[-1]
         if allowed is None:
             raise ValueError("DMA's top-w mask needs the base mask (use a causal or full mask)")
         a = as_backend_mask(allowed, bias)
         a = a if a.ndim != 2 else a[None, None]
         a = a if a.ndim != 3 else a[:, None]
-        b = bias[:, :, 0, :]
-        idx = np.arange(m)
-        earlier = as_backend_mask(idx[:, None] < idx[None, :], bias)
-        beats = (b[..., :, None] > b[..., None, :]) | (
-            (b[..., :, None] == b[..., None, :]) & earlier
-        )
-        rank = xp.astype(a, bias.dtype) @ xp.astype(beats, bias.dtype)
-        return a & (rank < self.window)
+        return a & (_ranks(bias[:, :, 0, :], a) < self.window)
+
+
+def _ranks(b: Array, allowed: Array) -> Array:
+    """rank[..., i, j]: how many keys query i may see that beat key j (a larger bias, or
+    the same bias at an earlier position); b (B, H, m), allowed (B|1, H|1, n, m)."""
+    xp = namespace(b)
+    idx = np.arange(b.shape[-1])
+    earlier = as_backend_mask(idx[:, None] < idx[None, :], b)
+    beats = (b[..., :, None] > b[..., None, :]) | ((b[..., :, None] == b[..., None, :]) & earlier)
+    return xp.astype(allowed, b.dtype) @ xp.astype(beats, b.dtype)
+
+
+def evicting_decode(op: Any, x: Array, prefix: int = 1) -> tuple[Array, list[int]]:
+    """Decode token by token with a cache evicted to DMA's top-w keys; (y (B, N, d), lengths).
+
+    Prefill ``prefix`` tokens, then feed one token at a time; after each step drop every
+    cached key that is not among the ``window`` heaviest for some member and head. The
+    bias depends on the key alone, so a key that w others beat stays beaten as keys
+    arrive: it is masked for every later query, and the outputs equal the full forward
+    pass. ``lengths`` are the cache lengths after each token from the prefill on: at most
+    ``window`` per (member, bias head), so ``window`` exactly for one member with one
+    bias head (``dma_bias_heads="kv"`` on MQA heads), the bound a decoder's memory obeys.
+    """
+    from attention.backend import to_numpy
+
+    bias = op.bias
+    if not isinstance(bias, DynamicMaskBias) or bias.window is None:
+        raise ValueError("evicting decoding needs an operator with a DMA bias and a window")
+    if not getattr(op.mask, "causal", False):
+        raise ValueError("evicting decoding runs causal DMA (the decoder sees only the past)")
+    N = x.shape[-2]
+    if not isinstance(prefix, int) or not 1 <= prefix <= N:
+        raise ValueError(f"prefix must be an integer in [1, {N}], got {prefix!r}")
+    H = op.heads.n_heads
+
+    def evict(cache):
+        _, v = op.heads.keys_values(cache.tensors, cache.positions)
+        b = bias.key_bias(v, H)
+        everyone = as_backend_mask(np.ones((1, len(cache)), dtype=bool), b)[None]
+        kept = to_numpy(_ranks(b, everyone)[:, :, 0, :] < bias.window)
+        return cache.select(np.asarray(kept).any(axis=(0, 1)))
+
+    y, cache = op.prefill(x[:, :prefix])
+    outputs, cache = [y], evict(cache)
+    lengths = [len(cache)]
+    for t in range(prefix, N):
+        y, cache = op.decode(x[:, t : t + 1], np.array([t]), cache)
+        cache = evict(cache)
+        outputs.append(y)
+        lengths.append(len(cache))
+    return namespace(y).concat(outputs, axis=-2), lengths

@@ -16,7 +16,13 @@ a piecewise-deterministic ODE. A fixed-step scheme with dt = period resamples ev
 step; its stages inside a step see that step's mask, except that a stage placed exactly
 at the end of the step (RK4's last stage) already sees the next draw (right-continuous
 convention). With ``period`` a multiple of dt, every scheme converges to this ODE as
-dt -> 0. Per-member times (adaptive steps) give per-member steps, hence masks.
+dt -> 0, at first order across the jumps (RK4 included; adaptive schemes resolve them by
+rejecting steps). Per-member times (adaptive steps) give per-member steps, hence masks;
+inside the diffrax path, which traces t, each step's mask is drawn by a host callback
+(``attention.operator.traced_mask``).
+
+``MemberOperators`` flows each batch member under its own operator (ensembles of random
+weights, one draw per member) in one ``simulate`` call.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array
+from attention.backend import Array, namespace
+from attention.operator import is_traced
 from dynamics.space import EUCLIDEAN, SPHERE, Euclidean, Sphere
 from dynamics.validation import check_real
 
@@ -83,7 +90,13 @@ class OperatorField:
         return replace(self, operator=self.operator.on(like))
 
     def step_index(self, t: Any) -> Any:
-        """k = floor((t - t0) / period), an int, or an int array (batch,) for per-member t."""
+        """k = floor((t - t0) / period): an int, an int array (batch,) for per-member t, or
+        a traced JAX integer inside jit, vmap or a diffrax solve (which traces t, t0 and
+        the period)."""
+        if any(is_traced(v) for v in (t, self.t0, self.period)):
+            import jax.numpy as jnp
+
+            return jnp.floor((t - self.t0) / self.period + STEP_TOL).astype(jnp.int32)
         k = np.floor((np.asarray(t, dtype=float) - self.t0) / self.period + STEP_TOL)
         if np.any(k < 0):
             raise ValueError(f"time {t} lies before t0 = {self.t0}")
@@ -92,9 +105,72 @@ class OperatorField:
     def drive(self, t: Any, x: Array) -> Array:
         """op(x) before projection, shape (batch, n, d)."""
         step = self.step_index(t) if self.operator.random else 0
-        if np.ndim(step) and np.all(step == step.flat[0]):
+        if not is_traced(step) and np.ndim(step) and np.all(step == step.flat[0]):
             step = int(step.flat[0])
         return self.operator.forward(x, step=step)
+
+    def __call__(self, t: Any, x: Array) -> Array:
+        return self.space.project(x, self.drive(t, x))
+
+
+@dataclass(frozen=True)
+class MemberOperators:
+    """One operator per batch member: member b flows under ``operators[b]``.
+
+    For ensembles whose weights (or scale) differ between members, such as the random
+    weights of the variant-flows study: one ``simulate`` call integrates them all.
+    Evaluation loops over the members (each one an :class:`OperatorField`), so it costs
+    what separate calls would, without their per-call overhead. ``period`` and ``t0``
+    as in :class:`OperatorField`; per-member times t (batch,) are handed out member by
+    member.
+    """
+
+    operators: tuple[Any, ...]
+    space: Sphere | Euclidean = field(default=SPHERE)
+    period: float = 1.0
+    t0: float = 0.0
+
+    def __post_init__(self) -> None:
+        ops = tuple(self.operators)
+        if not ops:
+            raise ValueError("give at least one operator")
+        object.__setattr__(self, "operators", ops)
+        for op in ops:
+            OperatorField(op, self.space, self.period, self.t0)  # checks each operator
+        if len({op.d_in for op in ops}) != 1:
+            raise ValueError("every member's operator must take the same number of features")
+
+    def member(self, b: int) -> OperatorField:
+        """The field of member b."""
+        return OperatorField(self.operators[b], self.space, self.period, self.t0)
+
+    @property
+    def batch(self) -> int:
+        return len(self.operators)
+
+    @property
+    def time_dependent(self) -> bool:
+        return any(op.random for op in self.operators)
+
+    @property
+    def span_preserving(self) -> bool:
+        return False
+
+    def check(self, x: Array) -> None:
+        if x.shape[0] != self.batch:
+            raise ValueError(f"{self.batch} operators for a batch of {x.shape[0]} members")
+        self.member(0).check(x)
+
+    def on(self, like: Array) -> MemberOperators:
+        return replace(self, operators=tuple(op.on(like) for op in self.operators))
+
+    def drive(self, t: Any, x: Array) -> Array:
+        """op_b(x_b) before projection, stacked over the members b: (batch, n, d)."""
+        xp = namespace(x)
+        per_member = np.ndim(t) > 0
+        rows = [self.member(b).drive(t[b] if per_member else t, x[b : b + 1])
+                for b in range(self.batch)]
+        return xp.concat(rows, axis=0)
 
     def __call__(self, t: Any, x: Array) -> Array:
         return self.space.project(x, self.drive(t, x))

@@ -215,6 +215,19 @@ def with_params(skeleton: Any, params: dict[str, Array], prefix: str = "") -> An
     return skeleton
 
 
+def _batch_shared_paths(obj: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the objects inside ``obj`` whose class declares ``batch_shared``."""
+    if getattr(type(obj), "batch_shared", False):
+        return [prefix]
+    if isinstance(obj, tuple):
+        items = enumerate(obj)
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        items = ((f.name, getattr(obj, f.name)) for f in fields(obj))
+    else:
+        return []
+    return [p for name, value in items for p in _batch_shared_paths(value, _join(prefix, name))]
+
+
 def _join(prefix: str, name: Any) -> str:
     return f"{prefix}.{name}" if prefix else str(name)
 
@@ -392,8 +405,10 @@ def diffrax_flow(
     like ``x0`` (batch-first JAX array; its dtype, float32 or float64, is the solve's).
 
     A field array is per member when it has x0's rank and x0's batch as leading axis
-    (beta (batch, 1, 1), Q (batch, k, d), ...); every other array is shared. Python
-    floats (a scalar beta) become traced scalars unless the field branches on them.
+    (beta (batch, 1, 1), Q (batch, k, d), ...); every other array is shared, and so is
+    every array inside an object whose class sets ``batch_shared = True`` (an attention
+    operator's weights (heads, d, e) are shared even when heads == batch). Python floats
+    (a scalar beta) become traced scalars unless the field branches on them.
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
@@ -411,9 +426,12 @@ def diffrax_flow(
     times = jnp.asarray(check_times(times), dtype=dtype)
     params, skeleton = _traceable_split(field, x0, times[0])
     batch = int(x0.shape[0])
-    per_member = tuple(
-        sorted(k for k, v in params.items() if v.ndim == x0.ndim and v.shape[0] == batch)
-    )
+    shared = _batch_shared_paths(field)
+    per_member = tuple(sorted(
+        k for k, v in params.items()
+        if v.ndim == x0.ndim and v.shape[0] == batch
+        and not any(k == p or k.startswith(p + ".") for p in shared)
+    ))
     config = _Config(skeleton, per_member, solver, delta is not None, int(max_steps))
     tol = {
         name: jnp.asarray(value, dtype=dtype)

@@ -14,7 +14,8 @@ e^{beta cos theta} being diagonal with coefficients I_k(beta):
 * ``instability``   growth rates of the uniform density measured from PDE and particles
 * ``kuramoto``      beta = 0: moment hierarchy and the Ott-Antonsen law
 * ``noisy``         kappa_c, the noisy Kuramoto self-consistency r = I_1(kappa r)/I_0(kappa r)
-* ``synchronisation``  the beta-grid synchronisation study; m-cluster stability (beta < -2/3)
+* ``synchronisation``  m-cluster stability (beta < -2/3), classifying final states; the
+                       beta-grid study is ``python -m experiments synchronisation``
 * ``gegenbauer``, ``zonal``  d >= 3: zonal densities through Gegenbauer moments
 """
 
@@ -47,20 +48,22 @@ from dynamics.meanfield.noisy import (
     pde_order_parameter,
 )
 from dynamics.meanfield.synchronisation import (
-    SyncConfig,
     arc_length,
     cluster_state_spectrum,
-    synchronisation_map,
+    diameter,
     synchronisation_outcome,
+    three_cluster_eigenvalue,
 )
 from dynamics.meanfield.wasserstein import w1_circle
 from dynamics.meanfield.zonal import (
     ZonalSolution,
     particle_moments,
+    ring_points,
     sample_zonal,
     solve_zonal,
     zonal_modes_needed,
     zonal_moments,
+    zonal_quantiles,
 )
 
 __all__ = [
@@ -71,12 +74,12 @@ __all__ = [
     "GrowthMeasurement",
     "MeanFieldGap",
     "PositivityWarning",
-    "SyncConfig",
     "ZonalSolution",
     "arc_length",
     "attention_coefficients",
     "cluster_state_spectrum",
     "critical_kappa",
+    "diameter",
     "dobrushin_bound",
     "dobrushin_rate",
     "fit_growth_rates",
@@ -91,13 +94,15 @@ __all__ = [
     "particle_order_parameter",
     "pde_growth",
     "pde_order_parameter",
+    "ring_points",
     "sample_zonal",
     "solve_circle",
     "solve_zonal",
-    "synchronisation_map",
     "synchronisation_outcome",
+    "three_cluster_eigenvalue",
     "velocity_coefficients",
     "w1_circle",
     "zonal_modes_needed",
     "zonal_moments",
+    "zonal_quantiles",
 ]

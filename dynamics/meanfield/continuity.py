@@ -77,13 +77,28 @@ def check_kappa(kappa: Any) -> float | None:
     return float(kappa)
 
 
-def as_density(rho0: Any, modes: int) -> CircleDensity:
-    """A CircleDensity with K = modes from a density, grid values or a callable (checked)."""
+def as_density(rho0: Any, modes: int, negative_tol: float = 1e-8) -> CircleDensity:
+    """A CircleDensity with K = modes from a density, grid values or a callable.
+
+    Grid values and callables are checked (finite, >= 0, mass 1) by ``CircleDensity``;
+    a density given by coefficients must also be nonnegative: min rho on a fine grid
+    below -negative_tol is a ValueError (a Fourier series can be negative).
+    """
     if isinstance(rho0, CircleDensity):
-        return rho0.with_modes(modes)
-    if callable(rho0):
-        return CircleDensity.from_function(rho0, modes)
-    return CircleDensity.from_values(rho0, modes)
+        density = rho0.with_modes(modes)
+    elif callable(rho0):
+        density = CircleDensity.from_function(rho0, modes)
+    else:
+        density = CircleDensity.from_values(rho0, modes)
+    size = max(8 * density.modes, 1024)
+    values = density.values(size)
+    low = int(np.argmin(values))
+    if values[low] < -negative_tol:
+        raise ValueError(
+            f"the initial density must be nonnegative, but its Fourier series is "
+            f"{values[low]:.3g} at theta = {TWO_PI * low / size:.4g} (with {density.modes} modes)"
+        )
+    return density
 
 
 def default_modes(beta: float) -> int:
@@ -227,10 +242,10 @@ def solve_circle(
 ) -> CircleSolution:
     """Solve the mean-field equation on the circle (module docstring) at ``times``.
 
-    rho0: a CircleDensity, grid values on theta_j = 2 pi j / M (checked: finite, >= 0,
-    mass 1) or a callable theta -> rho(theta). modes: K (default max(64, modes_needed(beta),
-    rho0.modes));
-    an AliasingWarning says how many are needed when K is too small for beta.
+    rho0: a CircleDensity, grid values on theta_j = 2 pi j / M or a callable
+    theta -> rho(theta); checked: finite, nonnegative (also its K-mode series), mass 1.
+    modes: K (default max(64, modes_needed(beta), rho0.modes)); an AliasingWarning says
+    how many are needed when K is too small for beta.
     kappa: None or the noise parameter (diffusion 1/kappa). on_negative: 'warn', 'raise'
     or 'ignore' when min rho < -negative_tol at an output.
     """
@@ -249,8 +264,8 @@ def solve_circle(
     check_real("rtol", rtol, positive=True)
     check_real("atol", atol, positive=True)
     check_real("negative_tol", negative_tol, nonnegative=True)
+    density = as_density(rho0, int(modes), negative_tol)
     check_modes(beta, int(modes), alias_tol)
-    density = as_density(rho0, int(modes))
     field = CircleMeanField(beta, normalization, int(modes), kappa, grid_size)
 
     probe = 4 * field.modes + 4

@@ -11,7 +11,8 @@ k* = argmax_k sigma_k ~ sqrt(2 beta). Two measurements of the same rates:
   equation, so each mode grows like e^{sigma_k t} while every amplitude stays small (the
   linear window). The slope of the batch mean of log|mode k| over that window estimates
   sigma_k; the mode with the largest amplitude at the end of the window is the measured
-  dominant mode (paper.md §11 item 20 looks at t in [2, 5] with n = 3000).
+  dominant mode (paper.md §11 item 20 looks at t in [2, 5] with n = 3000). For beta < 0
+  the even modes decay and the fastest mode is odd (sigma_k(-beta) = (-1)^{k+1} sigma_k).
 """
 
 from __future__ import annotations
@@ -121,17 +122,24 @@ def pde_growth(beta: float, normalization: str = "softmax", *, kmax: int = 12,
 
 
 def particle_growth(beta: float, normalization: str = "softmax", *, n: int = 3000,
-                    kmax: int = 12, horizon: float = 5.0, dt: float = 0.01, batch: int = 1,
-                    seed: Any = 0, ceiling: float = 0.1, method: str = "euler"
+                    kmax: int = 12, horizon: float | None = None, dt: float | None = None,
+                    batch: int = 1, seed: Any = 0, ceiling: float = 0.1, method: str = "euler"
                     ) -> GrowthMeasurement:
-    """Rates of modes 1..kmax from n uniform random particles (Euler, step dt, as in §11 item 20).
+    """Rates of modes 1..kmax from n uniform random particles (module docstring).
 
+    dt defaults to 0.01 / max(1, max_k |sigma_k|) (the paper.md §11 item 20 step at SA's
+    rates; USA's rates grow like e^|beta| and shrink it), horizon to 4 / max_k sigma_k.
     The fit window is [0, t_end], t_end the last output before the batch-mean amplitude of
     some mode exceeds ``ceiling`` (end of the linear regime).
     """
     check_real("beta", beta)
     check_normalization(normalization)
     ks = _modes(kmax)
+    fastest = float(np.max(np.abs(growth_rates(beta, ks, normalization))))
+    if horizon is None:
+        horizon = 4.0 / max(fastest, 1e-3)
+    if dt is None:
+        dt = 0.01 / max(1.0, fastest)
     check_real("horizon", horizon, positive=True)
     check_real("dt", dt, positive=True)
     steps = max(round(horizon / dt), 1)

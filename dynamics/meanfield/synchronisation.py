@@ -1,4 +1,4 @@
-"""Synchronisation on the circle over beta, including negative beta (arXiv 2507.22857).
+"""Synchronisation on the circle over beta, negative beta included (arXiv 2507.22857).
 
 Polyanskiy, Rigollet and Yao prove that SA and USA on the circle synchronise (almost every
 start ends with all particles at one point) for every beta >= -0.16, and that global
@@ -18,25 +18,31 @@ is always negative: three equidistant clusters are a stable non-synchronised equ
 precisely for beta < -2/3. (At the balanced state every Z_i is the same, so SA's Jacobian is
 USA's times n/Z_i: same signs.)
 
-``synchronisation_map`` is the study: for each beta of a grid, ``starts`` uniform random
-starts of n particles, integrated to time T; ``synchronisation_outcome`` classifies each final
-state: synchronised when all its particles lie in an arc shorter than ``arc_tol``, stopped
-elsewhere when not synchronised but at rest (max |theta_dot| < ``stationary_tol``).
+Classifying a final state (``synchronisation_outcome``): its diameter (largest geodesic
+distance between two tokens), the largest token speed of the field there, and the order
+parameter |(1/n) sum x_i|. A diameter below pi/2 is a certificate, not a heuristic: every
+<x_i, x_1> is then > 0, all tokens lie in the open hemisphere around x_1, and the cone
+collapse (paper Lemma 6.4; its proof only needs positive weights and V = I, so it holds for
+every beta, negative included) makes them converge to one point. The random-start study
+over a beta grid is ``experiments.studies.synchronisation``
+(``python -m experiments synchronisation``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
 from typing import Any
 
 import numpy as np
 
-from dynamics.fields.circle import CircleAttention
-from dynamics.initial import uniform_angles
-from dynamics.simulate import simulate
+from attention.backend import to_numpy
+from dynamics.space import angles_to_points
 from dynamics.validation import check_real
 
 TWO_PI = 2 * np.pi
+SYNCHRONISING_BETA = -0.16  # 2507.22857: every beta >= -0.16 synchronises (SA and USA, d = 2)
+FAILING_BETA = -2 / 3  # ... and for beta < -2/3 some starts do not (three stable clusters)
+CONE_DIAMETER = math.pi / 2  # a smaller diameter certifies synchronisation (Lemma 6.4)
 
 
 def interaction_hessian_kernel(x: Any, beta: float) -> np.ndarray:
@@ -62,6 +68,13 @@ def cluster_state_spectrum(beta: float, m: int) -> tuple[float, np.ndarray]:
     return intra, inter
 
 
+def three_cluster_eigenvalue(beta: Any) -> np.ndarray:
+    """(1/2 + 3 beta/4) e^{-beta/2}: the inter-cluster eigenvalue of three balanced clusters
+    (module docstring), < 0 (stable, not synchronised) iff beta < -2/3. Any shape."""
+    b = np.asarray(beta, dtype=float)
+    return (0.5 + 0.75 * b) * np.exp(-b / 2)
+
+
 def arc_length(theta: Any) -> np.ndarray:
     """Length of the shortest arc holding all angles (2 pi minus the largest gap).
 
@@ -72,97 +85,37 @@ def arc_length(theta: Any) -> np.ndarray:
     return TWO_PI - gaps.max(axis=-1)
 
 
-@dataclass(frozen=True)
-class SyncConfig:
-    """The study's parameters: betas, particles n, random starts per beta, seed, horizon T,
-    normalization ('softmax' or 'usa'), synchronisation arc tolerance, stationarity tolerance
-    and the adaptive solver's rtol."""
+def diameter(x: Any) -> np.ndarray:
+    """max_{i,j} of the geodesic distance 2 arcsin(|x_i - x_j| / 2) on the sphere.
 
-    betas: tuple[float, ...] = (-3.0, -2.0, -1.5, -1.0, -2 / 3, -0.5, -0.16, 0.0, 0.5, 1.0, 2.0)
-    n: int = 8
-    starts: int = 32
-    seed: int = 0
-    horizon: float = 200.0
-    normalization: str = "softmax"
-    arc_tol: float = 1e-3
-    stationary_tol: float = 1e-6
-    rtol: float = 1e-8
-
-    def __post_init__(self) -> None:
-        if len(self.betas) < 1:
-            raise ValueError("betas must hold at least one inverse temperature")
-        check_real("betas", np.asarray(self.betas, dtype=float))
-        for name in ("n", "starts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-                raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
-        check_real("horizon", self.horizon, positive=True)
-        check_real("arc_tol", self.arc_tol, positive=True)
-        check_real("stationary_tol", self.stationary_tol, positive=True)
-        if self.normalization not in ("softmax", "usa"):
-            raise ValueError(
-                f"normalization must be 'softmax' or 'usa', got {self.normalization!r}"
-            )
-
-
-def synchronisation_outcome(final: Any, beta: Any, normalization: str = "softmax", *,
-                            arc_tol: float = 1e-3, stationary_tol: float = 1e-6
-                            ) -> dict[str, np.ndarray]:
-    """Classify final angles (batch, n) of SA/USA at beta (a scalar or (batch,)).
-
-    Returns arc (batch,) the shortest arc holding all particles, order_parameter (batch,)
-    |(1/n) sum e^{i theta}|, speed (batch,) max |theta_dot|, synchronised (batch,) arc < arc_tol,
-    stationary_unsynchronised (batch,) not synchronised and speed < stationary_tol.
+    x (..., n, d) unit vectors -> (...,) in [0, pi]. The chord form keeps full precision
+    for nearby tokens (arccos of <x_i, x_j> would lose half the digits).
     """
-    theta = np.asarray(final, dtype=float)
-    if theta.ndim != 2:
-        raise ValueError(f"final angles must have shape (batch, n), got {theta.shape}")
-    beta = np.asarray(beta, dtype=float)
-    attention = CircleAttention(beta=float(beta) if beta.ndim == 0 else beta,
-                                normalization=normalization).on(theta)
-    arc = arc_length(theta)
-    speed = np.abs(np.asarray(attention(0.0, theta))).max(axis=-1)
-    synchronised = arc < arc_tol
+    pts = np.asarray(x, dtype=float)
+    chord = np.linalg.norm(pts[..., :, None, :] - pts[..., None, :, :], axis=-1)
+    return 2.0 * np.arcsin(np.clip(chord.max(axis=(-2, -1)) / 2.0, 0.0, 1.0))
+
+
+def synchronisation_outcome(field: Any, state: Any, t: float = 0.0) -> dict[str, np.ndarray]:
+    """The numbers that classify final states of a field (module docstring).
+
+    field: a sphere field or an angle field (``field.space.name == "angles"``) such as
+    ``CircleSA``; state: (batch, n, d) tokens or (batch, n) angles, on any backend.
+    Returns numpy arrays (batch,): ``diameter`` (largest geodesic distance, in [0, pi]),
+    ``speed`` (max_i |x_i'|, or max_i |theta_i'|), ``order`` (|(1/n) sum_i x_i|).
+    """
+    angles = getattr(getattr(field, "space", None), "name", None) == "angles"
+    field.check(state)
+    field = field.on(state)
+    velocity = np.asarray(to_numpy(field(t, state)), dtype=float)
+    if angles:
+        speed = np.abs(velocity).max(axis=-1)
+        points = np.asarray(to_numpy(angles_to_points(state)), dtype=float)
+    else:
+        speed = np.linalg.norm(velocity, axis=-1).max(axis=-1)
+        points = np.asarray(to_numpy(state), dtype=float)
     return {
-        "arc": arc,
-        "order_parameter": np.abs(np.exp(1j * theta).mean(axis=-1)),
+        "diameter": diameter(points),
         "speed": speed,
-        "synchronised": synchronised,
-        "stationary_unsynchronised": ~synchronised & (speed < stationary_tol),
-    }
-
-
-def synchronisation_map(config: SyncConfig) -> dict[str, np.ndarray]:
-    """Run the study (module docstring). Pure: the same config gives the same arrays.
-
-    Returns betas (B,), synchronised (B,) fraction of starts ending in one point,
-    stationary_unsynchronised (B,) fraction stopped at another stationary state,
-    order_parameter (B, starts) final |(1/n) sum e^{i theta}|, arc (B, starts) final arc
-    length, and the config as a dict.
-    """
-    if not isinstance(config, SyncConfig):
-        raise TypeError(f"expected a SyncConfig, got {type(config).__name__}")
-    betas = np.asarray(config.betas, dtype=float)
-    x0 = uniform_angles(config.seed, config.starts, config.n)
-    sync = np.zeros(betas.size)
-    stuck = np.zeros(betas.size)
-    order = np.zeros((betas.size, config.starts))
-    arcs = np.zeros((betas.size, config.starts))
-    for b, beta in enumerate(betas):
-        attention = CircleAttention(beta=float(beta), normalization=config.normalization)
-        traj = simulate(attention, x0, [0.0, config.horizon], method="dopri5", rtol=config.rtol,
-                        atol=config.rtol * 1e-2)
-        outcome = synchronisation_outcome(traj.final, beta, config.normalization,
-                                          arc_tol=config.arc_tol,
-                                          stationary_tol=config.stationary_tol)
-        arcs[b], order[b] = outcome["arc"], outcome["order_parameter"]
-        sync[b] = outcome["synchronised"].mean()
-        stuck[b] = outcome["stationary_unsynchronised"].mean()
-    return {
-        "betas": betas,
-        "synchronised": sync,
-        "stationary_unsynchronised": stuck,
-        "order_parameter": order,
-        "arc": arcs,
-        "config": asdict(config),
+        "order": np.linalg.norm(points.mean(axis=-2), axis=-1),
     }

@@ -10,7 +10,7 @@ A :class:`StudyKind` is registered under the name of its sub-command and holds
 * ``plot(ds, config, out_dir)``: the standard figures (PNG + PDF) from the stored data;
 * ``validate(config)``: checks across sections (raise ``ConfigError``).
 
-``variant-flows`` (the attention variants) registers here later with the same protocol.
+``variant-flows`` (the attention variants) also registers the field ``attention-variant``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,13 @@ def register_kind(kind: StudyKind) -> StudyKind:
     return kind
 
 
-from experiments.studies import cluster_count, clustering_time, phase_diagram  # noqa: E402
+from experiments.studies import (  # noqa: E402
+    cluster_count,
+    clustering_time,
+    phase_diagram,
+    synchronisation,
+    variant_flows,
+)
 
 __all__ = ["STUDY_KINDS", "StudyKind", "Variable", "cluster_count", "clustering_time",
-           "phase_diagram", "register_kind"]
+           "phase_diagram", "register_kind", "synchronisation", "variant_flows"]

@@ -88,3 +88,26 @@ def test_ter_and_slsd_are_the_ranks_of_the_circuits(rng):
             W = [p["heads.W_Q"][h] @ p["heads.W_K"][h // r].T for h in range(4)]
             span = np.concatenate(list(p["heads.W_K"]), axis=1)
         assert (sum(_rank(w) for w in W), _rank(span)) == ter_slsd(cfg), variant
+
+
+@pytest.mark.parametrize("variant", ["mha", "gqa", "mqa", "mla", "mfa", "mfa_kr"])
+def test_slsd_and_ter_are_ranks_of_the_tensors_an_operator_computes(rng, variant):
+    """Over more tokens than dimensions: SLSD = rank of the cached latent every key is read
+    from (keys of all groups; MLA's c), TER = sum over heads of the rank of the score
+    matrix q^h k^hT the operator forms (MLA: its content part, without the RoPE part)."""
+    cfg = _small(variant)
+    op = build(cfg, rng)
+    x = rng.standard_normal((1, 80, 24))
+    cache = op.cache(x)
+    latent = cache.tensors["c" if variant == "mla" else "k"][0]
+    latent = latent if latent.ndim == 2 else np.concatenate(list(latent), axis=-1)
+    ter, slsd = ter_slsd(cfg)
+    assert _rank(latent) == slsd
+    q = op.heads.queries(x, cache.positions)[0]
+    k, _ = op.heads.keys_values(cache.tensors, cache.positions)
+    if variant == "mla":
+        d_h = op.heads.qk_dim
+        q, k = q[..., :d_h], k[..., :d_h]
+    groups = k.shape[1]
+    ranks = [_rank(q[h] @ k[0, h // (q.shape[0] // groups)].T) for h in range(q.shape[0])]
+    assert sum(ranks) == ter

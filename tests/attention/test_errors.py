@@ -111,3 +111,20 @@ def test_route_and_normalisation_names(rng):
     with pytest.raises(ValueError, match="divide"):
         flex_attend(t.float(), t.float(), t.float(), 1.0,
                     layout=BlockLayout.from_dense(np.ones((3, 3), bool), 2))
+
+
+def test_random_masks_inside_a_jax_trace(rng):
+    """A traced step draws its PrFlash mask through a host callback (the same draw as on the
+    host); a mask drawn per batch member cannot be (the callback does not see the member)."""
+    import jax
+    import jax.numpy as jnp
+
+    x = rng.standard_normal((2, 8, 8))
+    cfg = dict(d_model=8, heads=2, block=2, p="geometric", p_param=0.5)
+    op = build(OperatorConfig("prflash", **cfg), 1, backend="jax")
+    got = jax.jit(lambda a, s: op(a, step=s))(jnp.asarray(x), jnp.asarray(3))
+    np.testing.assert_allclose(np.asarray(got), build(OperatorConfig("prflash", **cfg), 1)(
+        x, step=3), rtol=1e-12, atol=1e-13)
+    per_member = build(OperatorConfig("prflash", per_member=True, **cfg), 1, backend="jax")
+    with pytest.raises(ValueError, match="per_member"):
+        jax.jit(lambda a, s: per_member(a, step=s))(jnp.asarray(x), jnp.asarray(3))

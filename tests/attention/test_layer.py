@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from attention.accounting import param_count
-from attention.config import OperatorConfig, build
+from attention.config import VARIANTS, OperatorConfig, build
 from attention.layer import AttentionLayer
 
 CONFIGS = [
     OperatorConfig("mha", d_model=16, heads=4, rope=True),
     OperatorConfig("gqa", d_model=16, heads=4, groups=2),
+    OperatorConfig("mqa", d_model=16, heads=4),
     OperatorConfig("mla", d_model=16, heads=4, latent_dim=8, rope_dim=2),
     OperatorConfig("mfa", d_model=16, heads=4, latent_dim=8),
     OperatorConfig("mfa_kr", d_model=16, heads=4, latent_dim=8, rope=True),
@@ -18,9 +19,14 @@ CONFIGS = [
     OperatorConfig("prflash", d_model=16, heads=4, block=2),
     OperatorConfig("dma", d_model=16, heads=4, window=3),
     OperatorConfig("rope_alibi", d_model=16, heads=4),
+    OperatorConfig("alibi", d_model=16, heads=4, slopes="harmonic"),
     OperatorConfig("sinkhorn", d_model=16, heads=4),
     OperatorConfig("saq", d_model=16, heads=4, saq_group=4, saq_quant_group=2),
 ]
+
+
+def test_every_variant_has_a_layer():
+    assert sorted(c.variant for c in CONFIGS) == sorted(VARIANTS)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.variant)

@@ -1,6 +1,8 @@
 """The variants' algebra: GQA/MQA/MHA, MFA and MFA-KR, MLA's absorbed path, RoPE and the
 distance biases, DMA, SAQ (attention.md §9)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -161,6 +163,22 @@ def test_distance_bias_is_toeplitz_and_reduces_to_rope_without_slopes(rng):
     np.testing.assert_allclose(no_rope(x), expected, rtol=1e-12, atol=1e-13)
 
 
+def test_both_candidate_forms_of_rope_alibi_from_a_config():
+    """(a) g = H_r with geometric slopes 2^{-8h/H}; (b) g = r with harmonic slopes 1/h;
+    any other g and slopes plug into DistanceBias."""
+    pos = np.arange(7)
+    r = np.abs(pos[:, None] - pos[None, :])
+    H_r = np.array([[sum(1 / k for k in range(1, int(v) + 1)) for v in row] for row in r])
+    a = build(OperatorConfig("rope_alibi", d_model=16, heads=4), 0).bias.table(pos, pos)
+    b = build(OperatorConfig("rope_alibi", d_model=16, heads=4, slopes="harmonic",
+                             distance="linear"), 0).bias.table(pos, pos)
+    for h in range(4):
+        np.testing.assert_allclose(a[h], -(2.0 ** (-8 * (h + 1) / 4)) * H_r, rtol=1e-14)
+        np.testing.assert_allclose(b[h], -r / (h + 1), rtol=1e-14)
+    custom = DistanceBias([0.5, 2.0], lambda d: np.sqrt(d)).table(pos, pos)
+    np.testing.assert_allclose(custom[1], -2.0 * np.sqrt(r), rtol=1e-14)
+
+
 def test_harmonic_numbers_and_slopes():
     assert harmonic_number(np.array([0, 1, 2, 3])).tolist() == [0.0, 1.0, 1.5, 11 / 6]
     n = 10**6
@@ -190,12 +208,12 @@ def test_dma_with_a_zero_is_standard_attention(rng):
     op, plain = _dma(rng, "exp", 0.0, heads="kv")  # bias = e^0 = 1: softmax shift invariance
     np.testing.assert_allclose(op(x), plain(x), rtol=1e-12, atol=1e-13)
     op, _ = _dma(rng, "exp", 1.0, window=12)  # w >= N: the dense mask
-    dense, _ = _dma(rng, "exp", 1.0)
-    assert op.bias.window == 12
-    np.testing.assert_allclose(
-        op(x), Operator(op.heads, mask=CAUSAL, bias=DynamicMaskBias(
-            op.bias.W_dt, op.bias.b_dt, op.bias.A))(x), rtol=1e-12)
-    del dense
+    dense = Operator(op.heads, mask=CAUSAL, bias=DynamicMaskBias(op.bias.W_dt, op.bias.b_dt,
+                                                                  op.bias.A))
+    np.testing.assert_array_equal(op.weights(x) > 0, dense.weights(x) > 0)
+    np.testing.assert_allclose(op(x), dense(x), rtol=1e-12)
+    narrow = Operator(op.heads, mask=CAUSAL, bias=replace(op.bias, window=11))
+    assert not np.allclose(narrow(x), dense(x))  # one key fewer for the last query changes it
 
 
 def test_dma_top_w_keeps_the_heaviest_visible_keys(rng):
@@ -213,6 +231,35 @@ def test_dma_top_w_keeps_the_heaviest_visible_keys(rng):
             worst_kept = np.where(chosen, bias[..., : i + 1], np.inf).min(-1)
             best_dropped = np.where(chosen, -np.inf, bias[..., : i + 1]).max(-1)
             assert np.all(worst_kept >= best_dropped)
+
+
+@pytest.mark.parametrize("groups, bias_heads, batch", [(1, "kv", 1), (2, "query", 2)])
+def test_dma_decoding_with_top_w_eviction_equals_the_full_forward(rng, groups, bias_heads,
+                                                                     batch):
+    """Keys outside every head's top-w are dropped for good: the outputs do not change, and
+    with one member and one bias head the cache holds exactly min(t + 1, w) tokens."""
+    from attention.accounting import kv_elements
+    from attention.variants.dma import evicting_decode
+
+    w, N = 3, 14
+    cfg = OperatorConfig("dma", d_model=16, heads=4, groups=groups, window=w,
+                         dma_bias_heads=bias_heads)
+    op = build(cfg, rng)
+    x = _tokens(rng, B=batch, n=N)
+    for prefix in (1, 5):
+        y, lengths = evicting_decode(op, x, prefix=prefix)
+        np.testing.assert_allclose(y, op(x), rtol=1e-12, atol=1e-13)
+        heads_with_a_bias = op.bias.W_dt.shape[1]
+        t = np.arange(prefix - 1, N)
+        assert np.all(np.asarray(lengths) <= np.minimum(t + 1, w * batch * heads_with_a_bias))
+        if batch == 1 and heads_with_a_bias == 1:
+            assert lengths == np.minimum(t + 1, w).tolist()
+        else:
+            assert max(lengths) > w  # the heads keep different keys: their union is cached
+    _, cache = op.prefill(x)
+    assert cache.elements_per_token() == kv_elements(cfg) == 2 * groups * 4
+    with pytest.raises(ValueError, match="window"):
+        evicting_decode(Operator(op.heads, mask=CAUSAL, bias=replace(op.bias, window=None)), x)
 
 
 def test_dma_bias_depends_on_the_key_only(rng):

@@ -11,6 +11,7 @@ from dynamics.meanfield import (
     CircleDensity,
     CircleMeanField,
     PositivityWarning,
+    kuramoto_order,
     modes_needed,
     moment_hierarchy,
     ott_antonsen_order,
@@ -22,10 +23,37 @@ from dynamics.theory.circle import growth_rates
 
 @pytest.mark.parametrize("normalization", ["softmax", "usa"])
 @pytest.mark.parametrize(("beta", "kappa"), [(-2.0, None), (0.0, None), (3.0, None), (1.0, 1.5)])
-def test_uniform_density_is_stationary(normalization, beta, kappa):
+def test_uniform_density_is_stationary_with_rates_sigma_k(normalization, beta, kappa):
+    """The uniform density is a fixed point of the discrete system, and its Jacobian there is
+    diagonal with entries sigma_k - k^2/kappa (the linearisation of ``theory.circle``)."""
     sol = solve_circle(CircleDensity.uniform(24), [0.0, 5.0], beta, normalization, kappa=kappa)
     np.testing.assert_allclose(sol.coefficients[-1, 0], 1 / (2 * np.pi), rtol=1e-15)
     assert np.max(np.abs(sol.coefficients[-1, 1:])) < 1e-15
+    field = CircleMeanField(beta, normalization, 24, kappa)
+    uniform = CircleDensity.uniform(24).coefficients
+    eps = 1e-7
+    linear = np.zeros(25) if field.linear is None else field.linear
+    for k in range(1, 9):
+        c = uniform.copy()
+        c[k] = eps
+        response = (field(c) + linear * c) / eps
+        expected = growth_rates(beta, k, normalization) - (0 if kappa is None else k**2 / kappa)
+        assert response[k].real == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        others = np.delete(response, k)
+        assert np.max(np.abs(others)) < 1e-5 * max(1.0, abs(expected))
+
+
+def test_noisy_kuramoto_stationary_von_mises_is_a_fixed_point():
+    """beta = 0, kappa > 2: rho = e^{kappa r cos theta} / (2 pi I_0(kappa r)) with
+    r = I_1(kappa r)/I_0(kappa r) solves N(c) + L c = 0 (to the truncation of its series)."""
+    kappa = 3.5
+    r = kuramoto_order(kappa)
+    rho = CircleDensity.von_mises(kappa * r, 0.0, modes=40)
+    field = CircleMeanField(0.0, "usa", 40, kappa)
+    residual = field(rho.coefficients) + field.linear * rho.coefficients
+    assert np.max(np.abs(residual)) < 1e-14
+    off = CircleDensity.von_mises(1.1 * kappa * r, 0.0, modes=40)  # not self-consistent
+    assert np.max(np.abs(field(off.coefficients) + field.linear * off.coefficients)) > 1e-3
 
 
 @pytest.mark.parametrize(("normalization", "beta"), [("softmax", 2.0), ("usa", -1.5)])
@@ -123,6 +151,8 @@ def test_rotating_the_start_rotates_the_solution(rng):
 
 
 def test_bad_input_gets_clear_errors():
+    with pytest.raises(ValueError, match=r"nonnegative.*-0\.0637 at theta = 3\.142"):
+        solve_circle(CircleDensity(np.array([1, 0.7, 0]) / (2 * np.pi)), [0, 1], 1.0)
     with pytest.raises(ValueError, match="NaN"):
         solve_circle(np.full(32, np.nan), [0, 1], 1.0)
     with pytest.raises(ValueError, match="nonnegative"):

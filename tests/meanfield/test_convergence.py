@@ -5,12 +5,14 @@ import math
 import numpy as np
 import pytest
 
+from dynamics import CircleSA, Kuramoto, simulate
 from dynamics.meanfield import (
     CircleDensity,
     CircleMeanField,
     dobrushin_rate,
     lipschitz_constants,
     mean_field_gap,
+    solve_circle,
     w1_circle,
 )
 
@@ -32,7 +34,29 @@ def test_quantile_starts_converge_like_one_over_n():
     gap = mean_field_gap(START, 1.0, "usa", ns=(40, 160, 640), times=(0.0, 1.0), seeds=1,
                          quantiles=True)
     assert gap.slope(0) == pytest.approx(-1.0, abs=0.05)
-    assert gap.slope(-1) == pytest.approx(-1.0, abs=0.15)
+    assert gap.slope(-1) == pytest.approx(-1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("field", "beta", "normalization"), [
+    (Kuramoto(), 0.0, "usa"),  # beta = 0: the independent Kuramoto field (7.2), K = 1
+    (CircleSA(-1.5), -1.5, "softmax"),
+])
+def test_quantile_particles_stay_at_the_pdes_quantiles(field, beta, normalization):
+    """n particles at the quantiles of rho_0 follow the PDE's characteristics: W1 between them
+    and rho(t) stays that of the quantiles of a smooth density, pi/(2n) (to a periodic
+    midpoint rule, spectrally small), at every t while the density is resolved."""
+    times = np.array([0.0, 1.0, 2.5])
+    pde = solve_circle(START, times, beta, normalization, modes=64)
+    assert pde.min_density.min() > 0
+    for n, tol in ((40, 1e-3), (160, 1e-5)):
+        x0 = START.sample(0, 1, n, quantiles=True)
+        states = np.asarray(simulate(field, x0, times, method="dopri5", rtol=1e-10,
+                                     atol=1e-12).states)[0]
+        w1 = np.array([w1_circle(states[j], pde.density(j), grid_size=16384)
+                       for j in range(times.size)])
+        np.testing.assert_allclose(n * w1, np.pi / 2, atol=tol)
+    moved = np.abs(pde.order_parameter()[-1]) - np.abs(pde.order_parameter()[0])
+    assert moved > 0.1  # the density changed a lot meanwhile
 
 
 @pytest.mark.parametrize("normalization", ["softmax", "usa"])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.special import iv
 
 from dynamics.meanfield import fit_growth_rates, particle_growth
 
@@ -27,3 +28,16 @@ def test_particles_grow_at_the_linear_rates():
     np.testing.assert_allclose(m.measured[fast], m.predicted[fast], atol=0.1)
     assert abs(m.dominant_rate - m.dominant_predicted) <= 1
     assert m.window[1] > 1.0  # a genuine linear window
+
+
+def test_negative_beta_usa_particles_grow_odd_modes(rng):
+    """USA at beta = -4: sigma_k = k^2 I_k(beta)/beta makes the odd modes grow and the even
+    ones decay, the fastest being k* = 3 (sigma_3 = 7.5); 3 x 500 particles show both."""
+    m = particle_growth(-4.0, "usa", n=500, kmax=8, horizon=0.3, batch=3, seed=rng,
+                        ceiling=0.15)
+    assert m.dominant_predicted == 3
+    np.testing.assert_allclose(m.predicted[2], 9 * iv(3, 4.0) / 4.0, rtol=1e-12)
+    assert m.dominant_rate == m.dominant_amplitude == 3
+    assert m.measured[2] == pytest.approx(m.predicted[2], rel=0.12)
+    assert m.measured[1] < 0 and m.measured[3] < 0  # k = 2, 4 decay
+    assert m.window[1] > 0.1

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from dynamics import CircleSA, CircleUSA, simulate
+from dynamics import SA, CircleSA, CircleUSA, angles_to_points, simulate
 from dynamics.meanfield import (
-    SyncConfig,
     arc_length,
     cluster_state_spectrum,
-    synchronisation_map,
+    diameter,
     synchronisation_outcome,
+    three_cluster_eigenvalue,
 )
 
 
@@ -56,35 +56,39 @@ def test_perturbed_three_clusters_stay_or_merge(rng, beta, synchronises):
         assert arc == pytest.approx(4 * np.pi / 3, abs=1e-6)
 
 
-def test_synchronisation_map_on_both_sides_of_the_thresholds():
-    config = SyncConfig(betas=(-3.0, -0.16, 0.0, 1.0), n=8, starts=16, seed=3, horizon=100.0)
-    result = synchronisation_map(config)
-    np.testing.assert_array_equal(result["betas"], config.betas)
-    sync = result["synchronised"]
-    assert np.all(sync[1:] == 1.0)  # beta >= -0.16: every random start synchronises
-    assert sync[0] < 1.0  # beta = -3 < -2/3: some starts end elsewhere ...
-    assert result["stationary_unsynchronised"][0] == pytest.approx(1 - sync[0])  # ... at rest
-    assert np.all(result["order_parameter"][1:] > 1 - 1e-6)
-    assert result["config"]["n"] == 8
-    again = synchronisation_map(config)
-    np.testing.assert_array_equal(again["arc"], result["arc"])  # a pure function of the config
-
-
-def test_outcome_classifies_per_member_betas(rng):
-    theta = np.stack([np.zeros(6) + 0.3, _three_clusters(2), rng.uniform(-3, 3, 6)])
+def test_outcome_diameter_speed_and_order(rng):
+    """Angles and points give the same numbers; a three-cluster state at beta = -1 is at
+    rest (speed 0) with diameter 2 pi/3 and order 0; a cluster has diameter = its arc."""
+    spread = float(rng.uniform(0.01, 0.5))
+    theta = np.stack([rng.uniform(0, spread, 6) + float(rng.uniform(-3, 3)),
+                      _three_clusters(2), rng.uniform(-3, 3, 6)])
     betas = np.array([0.5, -1.0, 2.0])
-    out = synchronisation_outcome(theta, betas)
-    np.testing.assert_array_equal(out["synchronised"], [True, False, False])
-    np.testing.assert_array_equal(out["stationary_unsynchronised"], [False, True, False])
-    for b in range(3):
-        single = synchronisation_outcome(theta[b : b + 1], betas[b])
-        assert single["speed"][0] == pytest.approx(out["speed"][b], abs=1e-14)
+    field = CircleSA(betas)
+    out = synchronisation_outcome(field, theta)
+    np.testing.assert_allclose(out["diameter"][0], arc_length(theta[0]), rtol=1e-12)
+    np.testing.assert_allclose(out["diameter"][1], 2 * np.pi / 3, rtol=1e-12)
+    assert out["speed"][1] < 1e-14 and out["speed"][2] > 1e-3
+    np.testing.assert_allclose(out["order"][1], 0.0, atol=1e-15)
+    np.testing.assert_allclose(out["order"], np.abs(np.exp(1j * theta).mean(axis=1)), rtol=1e-12)
+    points = SA(betas).on(angles_to_points(theta))
+    again = synchronisation_outcome(points, angles_to_points(theta))
+    for key in ("diameter", "speed", "order"):
+        np.testing.assert_allclose(again[key], out[key], rtol=1e-10, atol=1e-14)
 
 
-def test_bad_config():
-    with pytest.raises(ValueError, match="starts"):
-        SyncConfig(starts=1)
-    with pytest.raises(ValueError, match="normalization"):
-        SyncConfig(normalization="hardmax")
-    with pytest.raises(TypeError, match="SyncConfig"):
-        synchronisation_map({"n": 8})
+def test_diameter_keeps_precision_for_tight_clusters(rng):
+    x = rng.standard_normal(3)
+    x /= np.linalg.norm(x)
+    y = rng.standard_normal(3)
+    y -= (y @ x) * x
+    y /= np.linalg.norm(y)
+    angle = 1e-9
+    pair = np.stack([x, np.cos(angle) * x + np.sin(angle) * y])[None]
+    assert diameter(pair)[0] == pytest.approx(angle, rel=1e-6)
+    assert diameter(np.stack([x, -x])[None])[0] == pytest.approx(np.pi)
+
+
+def test_three_cluster_eigenvalue_closed_form(rng):
+    for beta in rng.uniform(-4, 3, 5):
+        np.testing.assert_allclose(three_cluster_eigenvalue(beta),
+                                   cluster_state_spectrum(float(beta), 3)[1], rtol=1e-12)

@@ -11,11 +11,13 @@ from dynamics.meanfield import (
     AliasingWarning,
     CircleDensity,
     particle_moments,
+    ring_points,
     sample_zonal,
     solve_circle,
     solve_zonal,
     zonal_modes_needed,
     zonal_moments,
+    zonal_quantiles,
 )
 from dynamics.meanfield.gegenbauer import (
     funk_hecke_exponential,
@@ -87,26 +89,58 @@ def test_noise_on_the_sphere_critical_kappa_is_d():
         assert slope == pytest.approx((d - 1) * (1 / d - 1 / kappa), abs=1e-6)
 
 
+def _tilted(s):
+    return 1 + 0.8 * s
+
+
 @pytest.mark.parametrize(("normalization", "beta", "horizon"), [("softmax", 2.0, 2.5),
-                                                                 ("usa", 1.0, 1.0)])
-def test_zonal_moments_follow_particles_on_s2(normalization, beta, horizon):
-    d, lmax = 3, 24
-
-    def f(s):
-        return 1 + 0.8 * s
-
-    a0 = zonal_moments(f, lmax, d)
+                                                                 ("usa", -1.0, 1.5)])
+def test_symmetric_rings_converge_to_the_zonal_pde_on_s2(normalization, beta, horizon):
+    """p-gons at the m quantile latitudes of f stay p-gons (symmetry), so their zonal law is
+    that of m latitudes: the moments converge to the PDE's as m grows (O(1/m))."""
+    d = 3
+    a0 = zonal_moments(_tilted, 24, d)
     times = np.linspace(0, horizon, 5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pde = solve_zonal(a0, times, beta, d, normalization)
-    x0 = sample_zonal(f, 7, 2, 1000, d, bound=1.8)
     field = SA(beta) if normalization == "softmax" else USA(beta)
-    traj = simulate(field, x0, times, method="dopri5", rtol=1e-7)
-    moments = particle_moments(traj.states, 3).mean(axis=0)  # (T, 4)
-    np.testing.assert_allclose(moments, pde.moments[:, :4], atol=0.05)
-    assert pde.moments[-1, 1] > a0[1] + 0.2  # the measure really moved towards the pole
+    errors = []
+    for m in (24, 96):
+        x0 = ring_points(zonal_quantiles(_tilted, m, d), 12)[None]
+        traj = simulate(field, x0, times, method="dopri5", rtol=1e-9, atol=1e-11)
+        moments = particle_moments(traj.states, 3)[0]  # (T, 4)
+        errors.append(np.abs(moments - pde.moments[:, :4]).max())
+    assert errors[1] < 3e-3 and errors[1] < errors[0] / 3
+    assert abs(pde.moments[-1, 1] - a0[1]) > 0.2  # the measure really moved
     assert pde.min_density.min() >= 0
+
+
+def test_random_particles_follow_the_zonal_pde_on_s3(rng):
+    """d = 4, USA at beta = -1: 4 x 500 i.i.d. particles agree with the PDE within a few
+    standard errors of their own moments (no symmetric configuration is used here)."""
+    d, times = 4, np.linspace(0, 1.0, 3)
+    pde = solve_zonal(zonal_moments(_tilted, 20, d), times, -1.0, d, "usa")
+    x0 = sample_zonal(_tilted, rng, 4, 500, d, bound=1.8)
+    traj = simulate(USA(-1.0), x0, times, method="dopri5", rtol=1e-8)
+    P, _ = polynomials(3, d, np.asarray(traj.states)[..., -1])  # (4, batch, T, n)
+    samples = np.moveaxis(P, 2, 0).reshape(times.size, 4, -1)  # (T, l, batch * n)
+    error = np.abs(samples.mean(axis=-1) - pde.moments[:, :4])[:, 1:]
+    standard = samples.std(axis=-1)[:, 1:] / np.sqrt(samples.shape[-1])
+    assert np.all(error < 6 * standard)
+    assert abs(pde.moments[-1, 1] - pde.moments[0, 1]) > 10 * standard.max()
+
+
+def test_zonal_quantiles_closed_form(rng):
+    """On S^2, s = <x, e> has density (1 + 0.8 s)/2: G(s) = (s + 1)/2 + 0.2 (s^2 - 1)."""
+    m = int(rng.integers(3, 40))
+    s = zonal_quantiles(_tilted, m, 3)
+    np.testing.assert_allclose((s + 1) / 2 + 0.2 * (s**2 - 1), (np.arange(m) + 0.5) / m,
+                               atol=1e-8)
+    points = ring_points(s, 7)
+    np.testing.assert_allclose(np.linalg.norm(points, axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(particle_moments(points, 2), polynomials(2, 3, s)[0].mean(1),
+                               atol=1e-15)
 
 
 def test_zonal_bad_input():
@@ -118,6 +152,8 @@ def test_zonal_bad_input():
         zonal_moments(lambda s: 1 + 2 * s, 4, 3)
     with pytest.raises(ValueError, match="integrates to"):
         zonal_moments(lambda s: 2 + 0 * s, 4, 3)
+    with pytest.raises(ValueError, match="nonnegative"):
+        solve_zonal(np.array([1.0, -0.9, 0.0]), [0, 1], 1.0, 3)  # f(1) = 1 - 2.7 < 0
     with pytest.raises(ValueError, match="d must be"):
         solve_zonal(np.array([1.0, 0.1]), [0, 1], 1.0, 1)
     needed = zonal_modes_needed(10.0, 3)

@@ -1,13 +1,22 @@
-"""F4: the caption's cluster counts (2 at beta = 4, 3 at beta = 9) as the modal count over seeds."""
+"""F4: the caption's cluster counts (2 at beta = 4, 3 at beta = 9) as the modal count over seeds,
+the d = 2 phase diagram with its metastable rows, and bit-identical output for a fixed seed."""
+
+import json
 
 import numpy as np
 
 from dynamics import cluster_count, normalize, uniform_sphere
-from paper_repro.f4_circle_trajectories import CAPTION, DELTA, N, cluster_counts
+from paper_repro import FIGURES, FigureRequest
+from paper_repro.f4_circle_trajectories import CAPTION, DELTA, N, cluster_counts, z_score
+
+FILES = ("F4_circle_trajectories.json", "F4_circle_trajectories.png",
+         "F4_circle_trajectories.pdf")
 
 
-def test_f4_modal_cluster_counts_match_the_caption(make):
-    report, data = make("F4", "F4_circle_trajectories")
+def test_f4_caption_counts_phase_rows_and_determinism(tmp_path):
+    _, figure = FIGURES["F4"]
+    report = figure(FigureRequest(out=tmp_path / "a", tiny=True))
+    data = json.loads((tmp_path / "a" / FILES[0]).read_text())
     seeds = data["parameters"]["seeds"]
     for beta, expected in CAPTION.items():
         final = np.array(data["counts"][f"beta={beta:g}"]["t=30"])
@@ -20,7 +29,21 @@ def test_f4_modal_cluster_counts_match_the_caption(make):
         # the drawn trajectory keeps its 32 tokens on the unit circle
         angles = np.array(data["shown"][f"beta={beta:g}"]["angles"])
         assert angles.shape == (301, N)
-    assert all("agrees" in line for line in report.checks)
+        # the phase diagram's row and the circle runs estimate the same fraction of pairs,
+        # strictly between 0 and 1 (metastable: several clusters at t = 30)
+        pairs = data["pair_fraction_at_T"][f"beta={beta:g}"]
+        assert pairs["phase_diagram_beta"] == beta
+        assert pairs["z"] < 3
+        assert 0.15 < pairs["phase_diagram"] < 0.85 and 0.15 < pairs["circle_runs"] < 0.85
+    # the left panel is the d = 2 panel of F3: clustered below beta ~ 1 at t = 30
+    panel = np.array(data["phase_diagram"]["probability"])
+    assert panel.shape == (len(data["phase_diagram"]["betas"]), len(data["phase_diagram"]["times"]))
+    assert panel[0, -1] > 0.9
+    assert all("agrees" in line or "consistent" in line for line in report.checks)
+    # the same seed gives the same bytes (JSON, PNG and PDF), computed afresh elsewhere
+    figure(FigureRequest(out=tmp_path / "b", tiny=True))
+    for name in FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_f4_schemes_agree_on_most_seeds():
@@ -33,3 +56,11 @@ def test_f4_schemes_agree_on_most_seeds():
     tight = normalize(np.stack([np.ones(N), 1e-6 * np.arange(N)], axis=-1))[None]
     assert cluster_count(tight, DELTA)[0] == 1
     assert cluster_counts(9.0, tight, "exact")[30.0][0] == 1
+
+
+def test_z_score(rng):
+    a = rng.normal(0.3, 0.1, size=400)
+    assert z_score(a, a) == 0.0
+    # a shift of 5 standard errors of the difference is seen as such
+    se = np.sqrt(2 * np.var(a, ddof=1) / a.size)
+    assert abs(z_score(a, a + 5 * se) - 5) < 1e-9

@@ -1,17 +1,12 @@
 """M2: growth rates of the uniform density's modes, from the figure's stored numbers."""
 
-import json
-
 import numpy as np
 
 from dynamics.theory.circle import dominant_mode, growth_rates
-from paper_repro import FIGURES, FigureRequest
 
 
-def test_m2_rates_and_dominant_mode(tmp_path):
-    _, make = FIGURES["M2"]
-    report = make(FigureRequest(out=tmp_path, seed=2))
-    data = json.loads((tmp_path / "M2_mode_growth.json").read_text())
+def test_m2_rates_and_dominant_mode(make):
+    report, data = make("M2", "M2_mode_growth", seed=2)
     k = np.array(data["modes"])
     beta = data["parameters"]["beta"]
     theory = growth_rates(beta, k, "softmax")

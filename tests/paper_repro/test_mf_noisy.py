@@ -1,17 +1,11 @@
 """M4: the kappa = 2 bifurcation of the noisy Kuramoto model, from the figure's stored numbers."""
 
-import json
-
 import numpy as np
 from scipy.special import i0, i1
 
-from paper_repro import FIGURES, FigureRequest
 
-
-def test_m4_bifurcation(tmp_path):
-    _, make = FIGURES["M4"]
-    report = make(FigureRequest(out=tmp_path, seed=0))
-    data = json.loads((tmp_path / "M4_noisy_bifurcation.json").read_text())
+def test_m4_bifurcation(make):
+    report, data = make("M4", "M4_noisy_bifurcation", seed=0)
     kappa, r = np.array(data["kappa"]), np.array(data["self_consistent"])
     assert np.all(r[kappa <= 2] == 0)
     above = kappa > 2

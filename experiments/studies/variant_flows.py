@@ -1,0 +1,331 @@
+"""``variant-flows``: does compressing the KV cache change how fast tokens cluster?
+
+Every member (seed, n, d, beta) draws n tokens and one set of weights of the tied Gaussian
+ensemble (``attention.variant_flows``); the same tokens then flow on the sphere,
+dx_i/dt = P^perp_{x_i} op(x)_i, under each variant listed in ``[variants] names`` (MHA,
+GQA, MQA, MFA, MFA-KR, AnSAN, PrFlash at several p(delta), DMA, ...), with the coupled
+weights of that draw. The reference is the field's own variant (``[field] variant``,
+"mha": full attention). Per member and variant it stores
+
+* ``clustering_time``: the first output time with <x_i, x_j> >= 1 - delta for all pairs
+  (NaN: not by the last time, right-censored); its resolution is the output grid;
+* ``cluster_count``: the number of delta-clusters (``dynamics.cluster_count``) per time;
+* ``distance``: the mean over tokens of the geodesic angle between x_i(t) under the
+  variant and under the reference, per time (0 for the reference itself).
+
+The summary gives per grid point and variant the Kaplan-Meier median clustering time
+with its interval and censored fraction, the fraction of draws in which the variant
+clusters strictly before the reference (the same tokens and weights: a paired
+comparison), the median cluster count and mean distance over time, and the cache a
+decoder keeps: ``kv_elements`` per retained token and ``kv_per_token`` averaged over the
+sequence (AnSAN and DMA retain fewer tokens). The field ``attention-variant`` registered
+here serves every study (a phase diagram of MQA flows, say).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attention.variant_flows import CACHE_COMPRESSING, Ensemble, parse_variant
+from experiments.config import ConfigError, Linspace, StudyConfig, require
+from experiments.fields import FieldEntry, Members, register_field
+from experiments.statistics import summarize_times
+from experiments.studies import StudyKind, Variable, register_kind
+from experiments.studies.common import host, label, save_figure
+
+STREAM_OPERATORS = 4  # the weights' random stream (experiments.fields uses 0..3)
+EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "variant_flows.toml"
+
+
+# -- the field -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantFieldParams(Ensemble):
+    """[field] kind = "attention-variant": the ensemble's sizes (``Ensemble``), the variant
+    spec flowed (``attention.variant_flows.parse_variant``) and ``period``, the time
+    between two draws of a random (PrFlash) mask: a multiple of a fixed step dt."""
+
+    variant: str = "mha"
+    period: float = 0.1
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ValueError as err:
+            raise ConfigError(f"field: {err}") from None
+
+
+def operators(params: Ensemble, members: Members, variant: str) -> tuple[Any, ...]:
+    """Member b's operator for ``variant``: weights keyed by (config seed, seed_b), so every
+    variant and every beta of a seed share one draw (and the initial tokens)."""
+    return tuple(
+        params.operator(variant, members.n, members.d, float(beta),
+                        (members.root, STREAM_OPERATORS, int(seed)))
+        for seed, beta in zip(members.seeds, members.betas, strict=True)
+    )
+
+
+def variant_field(params: VariantFieldParams, members: Members, variant: str) -> Any:
+    """The flow of ``variant`` for the members of a chunk (one operator per member)."""
+    from dynamics.fields.operator import MemberOperators
+
+    return MemberOperators(operators(params, members, variant), period=params.period)
+
+
+def _build(params: VariantFieldParams, members: Members) -> Any:
+    return variant_field(params, members, params.variant)
+
+
+def _check_field(params: VariantFieldParams, config: StudyConfig) -> None:
+    try:
+        parse_variant(params.variant)
+    except ValueError as err:
+        raise ConfigError(f"field.variant: {err}") from None
+    require(params.period > 0, "field.period", f"must be > 0, got {params.period}")
+    dt = config.integrator.dt
+    if dt > 0:
+        ratio = params.period / dt
+        require(ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-9, "field.period",
+                f"must be a multiple of integrator.dt = {dt:g} (each step sees one draw), "
+                f"got {params.period:g}")
+    for d in config.grid.d:
+        require(d % params.heads == 0, "grid.d",
+                f"d = {d} is not divisible by field.heads = {params.heads}")
+
+
+FIELD = register_field(FieldEntry(
+    "attention-variant", VariantFieldParams, _build, "sphere",
+    "an attention variant of attention.md §8 (mha, gqa, mqa, mfa, mfa_kr, ansan, dma, "
+    "prflash:KIND:PARAM) with weights of the tied Gaussian ensemble, one draw per seed",
+    check=_check_field,
+))
+
+
+# -- the study ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantsParams:
+    """[variants]: the variant specs flowed from the same tokens (they must include the
+    field's variant, the reference), the output times (from 0) and the threshold delta."""
+
+    names: tuple[str, ...]
+    times: Linspace
+    delta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        require(len(self.names) >= 1, "variants.names", "needs at least one variant")
+        require(len(set(self.names)) == len(self.names), "variants.names",
+                f"has repeated entries {list(self.names)}")
+        for name in self.names:
+            try:
+                parse_variant(name)
+            except ValueError as err:
+                raise ConfigError(f"variants.names: {err}") from None
+        require(0 < self.delta < 1, "variants.delta", f"must lie in (0, 1), got {self.delta}")
+        t = np.asarray(self.times)
+        require(t.size >= 2 and t[0] == 0.0, "variants.times",
+                "needs at least two times, the first one 0 (the start)")
+        require(bool(np.all(np.diff(t) > 0)), "variants.times", "must be strictly increasing")
+
+
+def _validate(config: StudyConfig) -> None:
+    require(config.field.kind == "attention-variant", "field.kind",
+            f"variant-flows flows the 'attention-variant' field, got {config.field.kind!r}")
+    reference = config.field.params.variant
+    require(reference in config.params.names, "variants.names",
+            f"must include the reference field.variant = {reference!r}")
+    require(config.initial.kind != "uniform-angles", "initial.kind",
+            "variant flows live on the sphere")
+
+
+def _variables(config: StudyConfig) -> dict[str, Variable]:
+    return {
+        "clustering_time": Variable(("variant",), "float64", {
+            "long_name": "first output time with all <x_i, x_j> >= 1 - delta (NaN: censored)"}),
+        "cluster_count": Variable(("variant", "time"), "int32", {
+            "long_name": "number of clusters (components of <x_i, x_j> >= 1 - delta)"}),
+        "distance": Variable(("variant", "time"), "float64", {
+            "long_name": "mean geodesic angle between a token under the variant and under "
+                         "the reference"}),
+    }
+
+
+def _coords(config: StudyConfig) -> dict[str, Any]:
+    return {"variant": np.array(config.params.names, dtype=object),
+            "time": np.asarray(config.params.times, dtype=float)}
+
+
+def geodesic_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean over tokens of the angle between x_i and y_i: (..., n, d) -> (...)."""
+    chord = np.linalg.norm(x - y, axis=-1)
+    return (2 * np.arcsin(np.clip(chord / 2, 0.0, 1.0))).mean(axis=-1)
+
+
+def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
+    from dynamics import cluster_count, clustering_time, simulate
+    from experiments.chunks import initial_states
+
+    p, params = config.params, config.field.params
+    times = np.asarray(p.times, dtype=float)
+    x0 = initial_states(config, members)
+    kwargs = config.integrator.simulate_kwargs()
+    batch, T, V = members.batch, times.size, len(p.names)
+    out = {"clustering_time": np.full((batch, V), np.nan),
+           "cluster_count": np.zeros((batch, V, T), dtype=np.int32),
+           "distance": np.zeros((batch, V, T))}
+    paths: dict[str, np.ndarray] = {}
+    for name in (params.variant, *p.names):
+        if name in paths:
+            continue
+        traj = simulate(variant_field(params, members, name), x0, times, **kwargs)
+        paths[name] = host(traj.values)
+    reference = paths[params.variant]
+    for v, name in enumerate(p.names):
+        states = paths[name]
+        n, d = states.shape[-2:]
+        out["cluster_count"][:, v] = cluster_count(states.reshape(-1, n, d),
+                                                   p.delta).reshape(batch, T)
+        out["clustering_time"][:, v] = clustering_time(times, states, p.delta)
+        out["distance"][:, v] = geodesic_distance(states, reference)
+    return out
+
+
+def _summarize(ds: Any, config: StudyConfig) -> Any:
+    import xarray as xr
+
+    grid, p, params = config.grid, config.params, config.field.params
+    names = list(p.names)
+    horizon = float(p.times[-1])
+    ct = ds["clustering_time"].values  # (seed, n, d, beta, variant)
+    shape = ct.shape[1:]
+    median, low, high, censored = (np.full(shape, np.nan) for _ in range(4))
+    for index in np.ndindex(shape):
+        s = summarize_times(ct[(slice(None), *index)], horizon)
+        median[index], low[index], high[index] = s.median, s.low, s.high
+        censored[index] = s.censored_fraction
+    ref = ct[..., names.index(params.variant)][..., None]
+    filled, ref_filled = np.where(np.isnan(ct), np.inf, ct), np.where(np.isnan(ref), np.inf, ref)
+    faster = (filled < ref_filled).mean(axis=0)
+    kv = np.array([[[params.kv_elements(v, n, d) for v in names] for d in grid.d]
+                   for n in grid.n], dtype=np.int64)
+    kept = np.array([[[params.retained_fraction(v, n, d) for v in names] for d in grid.d]
+                     for n in grid.n])
+    dims = ("n", "d", "beta", "variant")
+    out = xr.Dataset({
+        "clustering_time_median": (dims, median),
+        "clustering_time_low": (dims, low),
+        "clustering_time_high": (dims, high),
+        "censored_fraction": (dims, censored),
+        "faster_than_reference": (dims, faster),
+        "cluster_count_median": ds["cluster_count"].astype(np.float64).median("seed"),
+        "distance_mean": ds["distance"].mean("seed"),
+        "kv_elements": (("n", "d", "variant"), kv),
+        "kv_per_token": (("n", "d", "variant"), kv * kept),
+    })
+    out["clustering_time_median"].attrs["long_name"] = (
+        f"Kaplan-Meier median clustering time (horizon {horizon:g})")
+    out["faster_than_reference"].attrs["long_name"] = (
+        f"fraction of draws clustering strictly before {params.variant}")
+    out["kv_elements"].attrs["long_name"] = "cache scalars per retained token per layer"
+    out["kv_per_token"].attrs["long_name"] = "cache scalars per token of the sequence per layer"
+    return out
+
+
+# -- the figure -------------------------------------------------------------------------------
+
+
+def _style(name: str, index: int) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    base = parse_variant(name).base
+    color = "#000000" if name == "mha" else plt.get_cmap("tab10")(index % 10)
+    compressing = base in (*CACHE_COMPRESSING, "mha")
+    return {"color": color, "linestyle": "-" if compressing else "--",
+            "marker": "o" if compressing else "s"}
+
+
+def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0)):
+    """The three-panel figure at grid point (n, d, beta indices): clusters over time,
+    clustering time against the cache kept per token, distance to the reference."""
+    import matplotlib.pyplot as plt
+
+    grid, p, params = config.grid, config.params, config.field.params
+    i, j, k = point
+    names = list(p.names)
+    times = np.asarray(p.times)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    kv = ds["kv_per_token"].values[i, j]
+    for v, name in enumerate(names):
+        style = _style(name, v)
+        axes[0].plot(times, ds["cluster_count_median"].values[i, j, k, v],
+                     linestyle=style["linestyle"], color=style["color"], label=name, lw=1.3)
+        med = ds["clustering_time_median"].values[i, j, k, v]
+        lo = ds["clustering_time_low"].values[i, j, k, v]
+        hi = ds["clustering_time_high"].values[i, j, k, v]
+        same = np.nonzero(kv == kv[v])[0]
+        rank = int(np.searchsorted(same, v))
+        x = kv[v] * 2 ** (0.08 * (rank - (same.size - 1) / 2))
+        if np.isfinite(med):
+            hi = hi if np.isfinite(hi) else times[-1]
+            axes[1].errorbar(x, med, yerr=[[med - lo], [hi - med]], fmt=style["marker"],
+                             color=style["color"], capsize=3)
+            right = rank >= same.size / 2
+            axes[1].annotate(name, (x, med), fontsize=7, xytext=(4 if right else -4, 3),
+                             textcoords="offset points", ha="left" if right else "right")
+        if name != params.variant:
+            axes[2].plot(times, ds["distance_mean"].values[i, j, k, v], color=style["color"],
+                         linestyle=style["linestyle"], label=name)
+    axes[0].set_yscale("log")
+    axes[0].set(xlabel="$t$ (depth)", ylabel=f"median number of clusters ($\\delta$ = {p.delta:g})",
+                title="(a) clusters over depth")
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].set_xscale("log", base=2)
+    axes[1].set(xlabel="KV cache kept per token (scalars per layer)",
+                ylabel="clustering time (KM median, 95% CI)",
+                title="(b) o: smaller KV heads   s: fewer kept keys")
+    axes[2].set(xlabel="$t$ (depth)", ylabel=f"mean angle to the {params.variant} flow (rad)",
+                title=f"(c) distance to {params.variant}")
+    fig.suptitle(f"variant flows: {config.seeds.count} draws, n = {grid.n[i]}, d = {grid.d[j]}, "
+                 f"β = {grid.beta[k]:g}, {params.heads} heads, "
+                 f"{'causal' if params.causal else 'bidirectional'} ({label(config)})",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
+    """``variant_flows`` for the first grid point, then one figure per further point (6 at
+    most), named by its n, d and beta."""
+    grid = config.grid
+    points = [(i, j, k) for i in range(len(grid.n)) for j in range(len(grid.d))
+              for k in range(len(grid.beta))]
+    paths: list[Path] = []
+    for number, (i, j, k) in enumerate(points[:6]):
+        stem = "variant_flows" if number == 0 else \
+            f"variant_flows_n{grid.n[i]}_d{grid.d[j]}_beta{grid.beta[k]:g}"
+        paths += save_figure(draw(ds, config, (i, j, k)), out_dir, stem)
+    return paths
+
+
+KIND = register_kind(StudyKind(
+    name="variant-flows",
+    help="the same tokens flowed under MHA, GQA/MQA, MFA, MFA-KR, AnSAN, PrFlash and DMA: "
+         "clustering time, cluster count and distance to full attention",
+    section="variants",
+    params=VariantsParams,
+    variables=_variables,
+    coords=_coords,
+    compute=_compute,
+    summarize=_summarize,
+    plot=_plot,
+    validate=_validate,
+))
+
+__all__ = ["EXAMPLE", "FIELD", "KIND", "VariantFieldParams", "VariantsParams", "draw",
+           "geodesic_distance", "operators", "variant_field"]

@@ -1,0 +1,177 @@
+"""Benchmark: F3's d = 1024 panel at full size, ours against the authors' dense scheme.
+
+    OMP_NUM_THREADS=1 python -m paper_repro.bench_f3 [--betas 0.1 4.5 9] [--steps 10]
+
+The panel: n = 32, d = 1024, 2048 uniform random starts for each of 90 betas in
+[0.1, 9], the authors' step x <- normalize(x + h softmax(beta x x^T) x) with h = 0.1 up
+to t = 30 (300 steps), the statistic P recorded every 0.2 (151 checkpoints), float64.
+
+* **baseline** - the authors' loop, written here from scratch in numpy: per beta, draw
+  (2048, 32, 1024) Gaussian tokens and normalise them, then step the dense arrays,
+  counting the clustered pairs from the step's own Gram matrix. Its cost per step does not
+  depend on beta or t (dense arithmetic), so it is timed for ``--steps`` steps (after a
+  warm-up step) at a few betas and extrapolated to 90 x (draw + 300 steps).
+* **ours** - the F3 study (``paper_repro.f3_phase_diagrams``, full size, faithful scheme,
+  d = 1024 only): ``experiments.runner.compute_chunk`` of whole work chunks, each a full
+  300-step run of 64 seeds x 10 betas through the reduced solver (the tokens are
+  integrated in the 32-dimensional span of their start, ``dynamics.reduced``); chunks at
+  the low, middle and high end of the beta range are timed and the mean extrapolated to
+  the panel's 288 chunks.
+
+Both run on one core (set OMP_NUM_THREADS=1 before Python starts: numpy's BLAS reads it
+once) and are timed in process CPU seconds (``time.process_time``), which other jobs on a
+shared machine disturb far less than wall-clock time. The result prints as Markdown and,
+with ``--json``, as a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from paper_repro.phase_studies import DELTA, N, PhaseGrid, beta_grid, phase_config
+from paper_repro.registry import FigureRequest
+
+D, BATCH, H, T = 1024, 2048, 0.1, 30.0
+BETAS = beta_grid(0.1, 9.0, 90)
+RECORD_EVERY = 2  # steps between checkpoints (t every 0.2)
+
+
+def full_grid() -> PhaseGrid:
+    """The F3 full-size CPU grid (as ``f3_grid`` for a full CPU request)."""
+    from paper_repro.f3_phase_diagrams import f3_grid
+
+    return f3_grid(FigureRequest(out=Path("."), quick=False))
+
+
+# -- the authors' dense loop, from scratch ----------------------------------------------------
+
+
+def draw_tokens(gen: np.random.Generator, batch: int = BATCH, n: int = N, d: int = D) -> np.ndarray:
+    """normalize(randn(batch, n, d)), as the authors' code draws its starts."""
+    x = gen.standard_normal((batch, n, d))
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    return x
+
+
+def dense_step(x: np.ndarray, beta: float, h: float = H) -> tuple[np.ndarray, np.ndarray]:
+    """One authors' step on dense tokens (batch, n, d); returns (new x, Gram of the old x)."""
+    gram = x @ np.swapaxes(x, -1, -2)
+    logits = beta * gram
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    y = x + h * (logits @ x)
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    return y, gram
+
+
+def clustered_fraction(gram: np.ndarray, delta: float = DELTA) -> float:
+    """The F3 statistic of one batch: mean over members and pairs i != j."""
+    n = gram.shape[-1]
+    return float(((gram >= 1 - delta).sum(axis=(-2, -1)) - n).mean() / (n * (n - 1)))
+
+
+def time_baseline(betas: list[float], steps: int, seed: int = 0) -> dict:
+    """Seconds of one draw and of one step (mean over ``steps`` steps per beta)."""
+    gen = np.random.default_rng(seed)
+    per_step, draws = [], []
+    for beta in betas:
+        start = time.process_time()
+        x = draw_tokens(gen)
+        draws.append(time.process_time() - start)
+        x, _ = dense_step(x, beta)  # warm-up
+        start = time.process_time()
+        for k in range(steps):
+            x, gram = dense_step(x, beta)
+            if k % RECORD_EVERY == 0:
+                clustered_fraction(gram)
+        per_step.append((time.process_time() - start) / steps)
+    draw, step = float(np.mean(draws)), float(np.mean(per_step))
+    total_steps = round(T / H)
+    return {"betas": betas, "steps_timed": steps, "draw_s": draws, "step_s": per_step,
+            "panel_s": len(BETAS) * (draw + total_steps * step),
+            "panel_steps_only_s": len(BETAS) * total_steps * step}
+
+
+# -- ours: whole chunks of the F3 study ---------------------------------------------------------
+
+
+def time_ours(beta_blocks: list[int]) -> dict:
+    """Seconds of ``compute_chunk`` for the first seed block and the given beta blocks."""
+    from experiments.chunks import Layout
+    from experiments.runner import compute_chunk
+
+    grid = full_grid()
+    config = phase_config(FigureRequest(out=Path("."), quick=False), field={"kind": "sa"},
+                          dims=(D,), grid=grid, scheme="faithful")
+    layout = Layout.of(config)
+    seconds, betas = [], []
+    for block in beta_blocks:
+        index = int(np.ravel_multi_index((0, 0, 0, block), layout.shape))
+        chunk = layout.chunk(index)
+        betas.append([float(b) for b in np.asarray(config.grid.beta)[chunk.betas]])
+        start = time.process_time()
+        compute_chunk(config, index)
+        seconds.append(time.process_time() - start)
+    return {"chunks": layout.count, "members_per_chunk": grid.seed_chunk * grid.beta_chunk,
+            "betas": betas, "chunk_s": seconds,
+            "panel_s": layout.count * float(np.mean(seconds))}
+
+
+def report(baseline: dict, ours: dict) -> str:
+    ratio = baseline["panel_s"] / ours["panel_s"]
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    return "\n".join([
+        f"CPU seconds of one process; F3 d = {D} panel (n = {N}, batch {BATCH} x "
+        f"{len(BETAS)} betas, 300 steps, h = {H}, float64), "
+        f"{platform.processor() or platform.machine()}, OMP_NUM_THREADS={threads}",
+        "",
+        "| | measured | extrapolated to the panel |",
+        "|---|---|---|",
+        f"| authors' dense loop (numpy) | {np.mean(baseline['step_s']):.3f} s/step "
+        f"(betas {', '.join(f'{b:g}' for b in baseline['betas'])}, {baseline['steps_timed']} "
+        f"steps each), draw {np.mean(baseline['draw_s']):.2f} s/beta | "
+        f"{baseline['panel_s']:.0f} s ({baseline['panel_s'] / 3600:.2f} h) |",
+        f"| ours: F3 study, reduced solver | {np.mean(ours['chunk_s']):.2f} s/chunk of "
+        f"{ours['members_per_chunk']} runs x 300 steps ({len(ours['chunk_s'])} chunks) | "
+        f"{ours['panel_s']:.0f} s ({ours['panel_s'] / 60:.1f} min) for {ours['chunks']} "
+        "chunks |",
+        f"| speed-up | | **{ratio:.1f}x** |",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paper_repro.bench_f3",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.1, 4.5, 9.0],
+                        help="betas at which the dense baseline is timed")
+    parser.add_argument("--steps", type=int, default=10, help="dense steps timed per beta")
+    parser.add_argument("--blocks", type=int, nargs="+", default=[0, 4, 8],
+                        help="beta blocks of the study whose chunks are timed (0..8)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        print("note: OMP_NUM_THREADS is not 1; BLAS may use several cores", file=sys.stderr)
+    ours = time_ours(args.blocks)
+    baseline = time_baseline(args.betas, args.steps)
+    text = report(baseline, ours)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"baseline": baseline, "ours": ours,
+                                         "speedup": baseline["panel_s"] / ours["panel_s"],
+                                         "markdown": text}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
