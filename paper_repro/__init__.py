@@ -11,7 +11,9 @@ from paper_repro.c5_renyi_centres import figure_c5  # noqa: F401
 from paper_repro.c6_normalization import figure_c6  # noqa: F401
 from paper_repro.f1_albert import figure_f1  # noqa: F401
 from paper_repro.f2_regime_map import figure_f2  # noqa: F401
+from paper_repro.f3_phase_diagrams import figure_f3  # noqa: F401
 from paper_repro.f4_circle_trajectories import figure_f4  # noqa: F401
+from paper_repro.f5_random_matrices import figure_f5  # noqa: F401
 from paper_repro.f6_hessian_kernel import figure_f6  # noqa: F401
 from paper_repro.f7_trajectories import figure_f7  # noqa: F401
 from paper_repro.f8_equiangular import figure_f8  # noqa: F401

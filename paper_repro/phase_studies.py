@@ -6,7 +6,7 @@ A panel is the statistic of Fig. 3,
 
 on a (t, beta) grid. A figure never loops over seeds itself: it writes a ``phase-diagram``
 study config (``experiments.studies.phase_diagram``), runs it with
-``experiments.runner.run_study`` into ``<out>/studies/<name>.zarr`` (chunks in parallel;
+``experiments.runner.run_study`` into ``<out>/<name>-<size>.zarr`` (chunks in parallel;
 a store that already holds the same config is reused, not recomputed) and plots the
 summary: P and Gamma_{infinity,delta} as beta(t). The store name carries the size, seed
 and device, so a quick and a full run never collide.
@@ -101,7 +101,7 @@ def size_tag(request: FigureRequest) -> str:
 
 
 def store_path(request: FigureRequest, name: str) -> Path:
-    return request.out / "studies" / f"{name}-{size_tag(request)}.zarr"
+    return request.out / f"{name}-{size_tag(request)}.zarr"
 
 
 def run_phase(request: FigureRequest, name: str, config: Any) -> Any:
