@@ -7,10 +7,12 @@ Paths (each is tested against :func:`attention.reference.attend` on random input
 * ``"sdpa"``      - torch ``scaled_dot_product_attention`` (numpy arrays go through
   ``torch.from_numpy`` without a copy);
 * ``"small"``     - dense with an a-priori row shift (:mod:`attention.small`), for
-  batches of small problems on the CPU.
+  batches of small problems on the CPU;
+* ``"triton"``    - the fused Triton kernel (:mod:`attention.triton`), for CUDA tensors.
 
-``"auto"`` takes ``"small"`` for unmasked numpy and CPU torch problems with
-n * m <= ``SMALL_LIMIT``, SDPA for larger torch and numpy arrays, and for JAX the dense reference up
+``"auto"`` takes Triton for CUDA torch tensors when triton is installed, ``"small"`` for
+unmasked numpy and CPU torch problems with n * m <= ``SMALL_LIMIT``, SDPA for larger torch
+and numpy arrays, and for JAX the dense reference up
 to n * m = 4096^2 entries per batch element and the chunked form above it. No path
 stores an n x n matrix above n = 4096 except ``"reference"`` when asked for by name.
 """
@@ -26,14 +28,35 @@ from attention.reference import Normalization, attend, attend_chunked, check_nor
 from attention.sdpa import sdpa_attend
 from attention.small import SMALL_LIMIT, small_attend
 
-Path = Literal["auto", "reference", "chunked", "sdpa", "small"]
-PATHS: tuple[str, ...] = ("auto", "reference", "chunked", "sdpa", "small")
+Path = Literal["auto", "reference", "chunked", "sdpa", "small", "triton"]
+PATHS: tuple[str, ...] = ("auto", "reference", "chunked", "sdpa", "small", "triton")
 DENSE_LIMIT = 4096 * 4096
 
 
 def _chunk_rows(m: int) -> int:
     """Query rows per block so that one block holds about 2^22 scores."""
     return max(64, (1 << 22) // max(m, 1))
+
+
+def _triton_route(q: Array, path: str):
+    """``attention.triton`` when it should and can take q (CUDA torch), else None."""
+    if path not in ("auto", "triton"):
+        return None
+    if path == "auto" and getattr(getattr(q, "device", None), "type", None) != "cuda":
+        return None
+    try:
+        import attention.triton as kernels
+    except ImportError as err:
+        if path == "triton":
+            raise ValueError(
+                "path='triton' needs triton: pip install 'attention-flows[triton]'"
+            ) from err
+        return None
+    if kernels.runs_here(q):
+        return kernels
+    if path == "triton":
+        raise ValueError(f"path='triton' needs CUDA torch tensors, got {type(q).__name__}")
+    return None
 
 
 def _numpy_via_torch(q, k, v, beta, normalization, causal) -> Array | None:
@@ -61,6 +84,11 @@ def attend_fast(
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     backend = backend_of(q)
     n, m = q.shape[-2], k.shape[-2]
+    kernels = _triton_route(q, path) if backend == "torch" else None
+    if kernels is not None:
+        return kernels.attend_any(q, k, v, beta, normalization=normalization, causal=causal)
+    if path == "triton":
+        raise ValueError("path='triton' needs CUDA torch tensors")
     on_cpu = backend == "numpy" or (backend == "torch" and q.device.type == "cpu")
     if path == "small" or (path == "auto" and on_cpu and not causal and n * m <= SMALL_LIMIT):
         if not on_cpu or causal:

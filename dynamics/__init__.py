@@ -16,6 +16,7 @@ from dynamics.fields.normalization import NormalizedAttention, PeriLN, PreLN, po
 from dynamics.fields.operator import MemberOperators, OperatorField, euclidean_flow, sphere_flow
 from dynamics.fields.rescaled import RescaledSelfAttention, from_rescaled, to_rescaled
 from dynamics.fields.splitting import LieTrotter
+from dynamics.gpu import FusedAttention, GraphedScheme, fuse
 from dynamics.initial import (
     cone,
     equiangular,
@@ -76,6 +77,8 @@ __all__ = [
     "DiffraxFlow",
     "FeedForward",
     "FlowSolution",
+    "FusedAttention",
+    "GraphedScheme",
     "Hardmax",
     "Histogram",
     "Kuramoto",
@@ -110,6 +113,7 @@ __all__ = [
     "fourier_modes",
     "fraction_clustered_pairs",
     "from_rescaled",
+    "fuse",
     "gram",
     "gram_dimension",
     "hemisphere",

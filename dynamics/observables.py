@@ -66,6 +66,13 @@ def _offdiag_extreme(x: Array, *, reduce: str) -> Array:
     fill = 2.0 if reduce == "min" else -2.0
     xt = xp.matrix_transpose(x)
     backend = backend_of(x)
+    if n > GRAM_BLOCK and backend == "torch" and x.device.type == "cuda":
+        try:  # the fused kernel: never the 4096 x n blocks (16 GiB each at n = 2^20)
+            from attention.triton import pairwise_extreme
+        except ImportError:
+            pass
+        else:
+            return pairwise_extreme(x, largest=reduce == "max")
     if n <= GRAM_BLOCK and backend in ("numpy", "torch"):
         g = x @ xt  # a fresh array: its diagonal is overwritten in place
         if backend == "numpy":

@@ -12,6 +12,9 @@ Methods: "authors", "euler", "rk4", "euler-maruyama" (fixed step ``dt``, require
 through diffrax (jit-compiled, vmapped over the batch; no progress bar there); its
 differentiable form is ``dynamics.diffrax_flow``. With V = I and
 d >= n the reduced solver (``dynamics.reduced``) is used unless ``reduce=False``.
+On CUDA torch tensors attention fields run as one fused Triton launch per right-hand
+side (``dynamics.gpu``; ``engine="triton"`` insists on it, ``"triton-graphs"`` also
+replays each fixed step from a CUDA graph, ``"native"`` keeps the unfused field).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from attention.backend import Array, backend_of, namespace, resolve_dtype
+from dynamics.gpu import ENGINES, GraphedScheme, route
 from dynamics.integrators.adaptive import integrate_adaptive
 from dynamics.integrators.fixed import integrate_fixed
 from dynamics.integrators.recording import ClusterEvent
@@ -122,8 +126,8 @@ def simulate(
     """Integrate ``field`` from ``x0`` and return a :class:`Trajectory` (module docstring)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if engine not in ("auto", "native", "diffrax"):
-        raise ValueError(f"engine must be 'auto', 'native' or 'diffrax', got {engine!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "diffrax" and method not in ADAPTIVE_METHODS:
         raise ValueError(f"engine='diffrax' runs the adaptive methods {tuple(ADAPTIVE_METHODS)}")
     times = check_times([0.0, times] if np.ndim(times) == 0 else times)
@@ -168,6 +172,11 @@ def simulate(
         basis = span_basis(x0)
         run_field, start = field.restricted(basis), to_span(x0, basis)
         observer = _reduced_observer(observe, basis)
+    scheme = FIXED_STEP_SCHEMES.get(method)
+    if engine.startswith("triton") or (engine == "auto" and backend_of(x0) == "torch"):
+        run_field = route(run_field, start, engine)
+        if engine == "triton-graphs" and fixed:
+            scheme = GraphedScheme(scheme, float(dt))
 
     event = ClusterEvent(delta, int(x0.shape[0]), float(times[0]))
     bar = _Progress(float(times[0]), float(times[-1]), progress, f"simulate[{method}]")
@@ -182,7 +191,7 @@ def simulate(
         elif fixed:
             rng = np.random.default_rng(seed) if stochastic else None
             raw = integrate_fixed(
-                run_field, start, times, scheme=FIXED_STEP_SCHEMES[method], dt=float(dt),
+                run_field, start, times, scheme=scheme, dt=float(dt),
                 observe=observer, event=event, rng=rng, progress=bar,
             )
         else:

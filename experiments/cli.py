@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="run on a dask LocalCluster of N worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing dask cluster (e.g. tcp://host:8786)")
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="run on this device: cpu, cuda or cuda:K (overrides [compute] "
+                             "device; cuda uses the torch backend and the Triton kernels)")
     parser.add_argument("--quiet", action="store_true",
                         help="plain log lines instead of a progress bar")
     parser.add_argument("--plot", action="store_true",
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.store import StoreMismatch
 
     try:
-        config = load_config(args.config, expect=args.study)
+        config = load_config(args.config, expect=args.study, device=args.device)
     except ConfigError as err:
         print(f"bad config {args.config}: {err}", file=sys.stderr)
         return 2

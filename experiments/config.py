@@ -405,8 +405,11 @@ def _check_initial(config: StudyConfig) -> None:
                 f"equiangular starts need {low:.4g} < rho < 1, got {config.initial.rho}")
 
 
-def load_config(path: str | Path, *, expect: str | None = None) -> StudyConfig:
-    """Read and check a TOML config file."""
+def load_config(path: str | Path, *, expect: str | None = None,
+                device: str | None = None) -> StudyConfig:
+    """Read and check a TOML config file. ``device`` overrides ``[compute] device`` (a GPU
+    device also selects the torch backend); it is part of the stored config, since results
+    on another device are not bit-identical."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -414,6 +417,11 @@ def load_config(path: str | Path, *, expect: str | None = None) -> StudyConfig:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    if device is not None:
+        compute = dict(data.get("compute", {}), device=device)
+        if device != "cpu":
+            compute["backend"] = "torch"
+        data = {**data, "compute": compute}
     return parse_config(data, expect=expect)
 
 

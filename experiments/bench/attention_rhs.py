@@ -12,16 +12,23 @@ and the step is classical RK4 followed by the retraction x -> x / |x|. Implement
 * ``sdpa``        - written here directly: torch ``scaled_dot_product_attention`` on
   (batch, 1, n, d) inputs (the shape its fused kernel takes), then the projection;
 * ``numpy-dense`` - written here directly: the n x n scores, softmax in place, matmul,
-  projection. It is the only path that stores an n x n matrix.
+  projection. It is the only CPU path that stores an n x n matrix.
 
-The two baselines share an RK4 written here, independent of the package's tableau
+On ``--device cuda`` (``experiments.bench.gpu``): ``triton-fused`` - the package's fused
+field (``dynamics.gpu``: one Triton launch per right-hand side, what ``simulate`` runs on
+CUDA); ``default-torch`` - ``SA(beta)(0, x)`` on CUDA tensors (the Triton attention
+through ``attend_fast``, then the projection in torch); ``sdpa``; ``torch-dense`` - the
+materialised n x n version on the GPU.
+
+The baselines share an RK4 written here, independent of the package's tableau
 code. Every path is checked against the package's materialised float64 reference
 (``attention.reference``, via ``SA(beta, path="reference")``).
 
 The machine's limit for one right-hand side (DESIGN, "Performance model") is
 estimated as  batch (4 n^2 d / F + n^2 / E)  seconds, with F the GEMM rate and E the
-exp rate measured here with torch at the same thread count; an RK4 step is four of
-them (the O(n d) projection and stage combinations are left out).
+exp rate measured here with torch at the same thread count (on CUDA: the TF32 GEMM
+rate and the special-function units' exp2 rate, measured on the card); an RK4 step is
+four of them (the O(n d) projection and stage combinations are left out).
 """
 
 from __future__ import annotations
@@ -86,6 +93,10 @@ def _torch_norm(y: torch.Tensor) -> torch.Tensor:
 def _sdpa(case: Case, x0: np.ndarray):
     x = torch.from_numpy(x0.astype(case.dtype)).to(case.device)
     f = partial(_sdpa_rhs, beta=case.beta)
+    if case.device != "cpu":
+        from experiments.bench.gpu import padded_sdpa_rhs
+
+        f = partial(padded_sdpa_rhs, beta=case.beta)
     return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _torch_norm)}
 
 
@@ -140,10 +151,35 @@ def _rates(dtype: str, device: str, threads: int) -> dict[str, float]:
 
 
 def _limit(case: Case, op: str) -> tuple[float, dict[str, float]]:
-    rates = _rates(case.dtype, case.device, torch.get_num_threads())
+    if case.device != "cpu":
+        from experiments.bench.gpu import cuda_rates
+
+        rates = cuda_rates(case.dtype)
+    else:
+        rates = _rates(case.dtype, case.device, torch.get_num_threads())
     n2 = case.n * case.n
     rhs = case.batch * (4 * n2 * case.d / (1e9 * rates["gemm_gflops"]) + n2 / rates["exp_per_s"])
     return rhs * (4 if op == "rk4" else 1), rates
+
+
+def _work(case: Case, op: str) -> dict[str, float]:
+    """Exponentials and FLOPs (4 n^2 d: scores and the weighted sum) of one call."""
+    calls = 4 if op == "rk4" else 1
+    n2 = case.n * case.n * case.batch * calls
+    return {"exp": float(n2), "flop": float(4 * n2 * case.d)}
+
+
+def _gpu_implementations() -> tuple[Implementation, ...]:
+    """The paths added on CUDA (``Suite.for_device``); the fused one first: the reference
+    for agreement and the path set against the limit."""
+    from experiments.bench.gpu import dense_torch, fused
+
+    return (
+        Implementation("triton-fused", "default", "fused Triton field (dynamics.gpu), CUDA",
+                       fused, devices=("cuda",)),
+        Implementation("torch-dense", "baseline", "torch on the GPU: n x n scores, softmax, "
+                       "matmul, projection", dense_torch, stores_dense=True, devices=("cuda",)),
+    )
 
 
 SUITE = Suite(
@@ -152,8 +188,10 @@ SUITE = Suite(
     ops=("rhs", "rk4"),
     implementations=(
         Implementation("default-numpy", "default", "SA(beta)(0, x), x numpy", _default_numpy),
-        Implementation("default-torch", "default", "SA(beta)(0, x), x torch", _default_torch),
-        Implementation("sdpa", "baseline", "torch SDPA (4-d) + projection", _sdpa),
+        Implementation("default-torch", "default", "SA(beta)(0, x), x torch", _default_torch,
+                       devices=("cpu", "cuda")),
+        Implementation("sdpa", "baseline", "torch SDPA (4-d) + projection", _sdpa,
+                       devices=("cpu", "cuda")),
         Implementation(
             "numpy-dense", "baseline", "numpy: n x n scores, softmax, matmul, projection",
             _numpy_dense, stores_dense=True,
@@ -165,8 +203,15 @@ SUITE = Suite(
         Ratio("default/SDPA", "default-numpy", "sdpa", "<= 1 (no slower than SDPA + projection)"),
         Ratio("default-torch/SDPA", "default-torch", "sdpa", "<= 1"),
         Ratio("numpy/default", "numpy-dense", "default-numpy", ">= 4 at n = 16384"),
+        Ratio("fused/SDPA", "triton-fused", "sdpa", "<= 0.5 at n = 65536, d <= 16, float32"),
+        Ratio("fused/default-torch", "triton-fused", "default-torch", "<= 1"),
+        Ratio("dense/fused", "torch-dense", "triton-fused", ">= 1"),
     ),
     grid=Grid(n=(256, 1024, 4096, 16384), d=(3, 64), dtypes=("float32", "float64")),
     quick=Grid(n=(256, 1024), d=(3, 64), dtypes=("float32", "float64")),
     limit=_limit,
+    work=_work,
+    device_implementations={"cuda": _gpu_implementations()},
+    device_grids={"cuda": (Grid(n=(4096, 65536, 1 << 20), d=(3, 16, 64, 128), dtypes=("float32",)),
+                           Grid(n=(4096,), d=(3, 64), dtypes=("float32",)))},
 )

@@ -32,7 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads for torch and numpy's BLAS (default: all CPUs)")
     parser.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
     parser.add_argument("--beta", type=float, default=1.0, help="inverse temperature (default 1)")
-    parser.add_argument("--device", choices=("cpu",), default="cpu", help="device (cpu)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="device (cpu, or cuda: the Triton kernels against SDPA and the "
+                             "materialised torch version)")
+    parser.add_argument("--paths", nargs="+", metavar="PATH",
+                        help="time only these implementations (default: all on the device)")
+    parser.add_argument("--ops", nargs="+", metavar="OP",
+                        help="time only these operations (default: all of the suite's)")
     parser.add_argument("--max-dense-n", type=_positive, default=None,
                         help="skip paths that store n x n matrices above this n")
     parser.add_argument("--no-memory", action="store_true",
@@ -54,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from experiments.bench.report import render, write_json
     from experiments.bench.runner import CheckFailed, Settings, run_suite
 
-    suite = load_suite(args.suite)
-    grid = suite.quick if args.quick else suite.grid
+    suite = load_suite(args.suite).for_device(args.device)
+    full, quick = suite.grids(args.device)
+    grid = quick if args.quick else full
+    if args.paths or args.ops:
+        suite = suite.restricted(paths=args.paths, ops=args.ops)
     cases = [
         Case(n=n, d=d, dtype=dtype, batch=args.batch, beta=args.beta, device=args.device)
         for dtype in (args.dtype or grid.dtypes)

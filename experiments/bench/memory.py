@@ -63,7 +63,7 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
     from experiments.bench.timing import fix_threads
 
     fix_threads(spec["threads"])
-    suite = load_suite(spec["suite"])
+    suite = load_suite(spec["suite"]).for_device(spec["case"].get("device", "cpu"))
     impl = suite.implementation(spec["path"])
     case = Case(**spec["case"])
     small = dataclasses.replace(case, n=min(case.n, 64))

@@ -8,9 +8,12 @@
                        converted to the implementation's backend and dtype (not timed).
 * ``Ratio``          - median time of ``numerator`` / median time of ``denominator``.
 * ``Suite``          - operations, implementations, the float64 ``reference`` they are
-                       checked against, ratios, the full and quick grids, and optionally
-                       ``limit(case, op)``: a lower bound on the seconds per call from rates
-                       measured on this machine, with those rates (the roofline).
+                       checked against, ratios, the full and quick grids (per device where
+                       they differ), and optionally ``limit(case, op)``: a lower bound on
+                       the seconds per call from rates measured on this machine, with those
+                       rates (the roofline), and ``work(case, op)``: the exponentials and
+                       FLOPs of one call, for the achieved rates. Paths that exist only on
+                       another device (CUDA) come in through ``for_device``.
 
 Suites live in their own modules and are imported on demand through ``SUITE_MODULES``.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 DTYPES: dict[str, int] = {"float32": 4, "float64": 8}  # name -> bytes per entry
@@ -98,6 +101,37 @@ class Suite:
     quick: Grid
     check_n: int = 1024  # the reference check runs at min(n, check_n)
     limit: Callable[[Case, str], tuple[float, Mapping[str, float]]] | None = None
+    device_grids: Mapping[str, tuple[Grid, Grid]] | None = None  # device -> (grid, quick)
+    work: Callable[[Case, str], Mapping[str, float]] | None = None
+    device_implementations: Mapping[str, tuple[Implementation, ...]] | None = None
+
+    def for_device(self, device: str) -> Suite:
+        """The suite as run on ``device``: its paths for that device (the device's own paths
+        first), and the device's grids."""
+        own = tuple((self.device_implementations or {}).get(device, ()))
+        shared = tuple(i for i in self.implementations if device in i.devices)
+        return replace(self, implementations=own + shared) if own else self
+
+    def grids(self, device: str) -> tuple[Grid, Grid]:
+        """(full grid, quick grid) on ``device``."""
+        if self.device_grids and device in self.device_grids:
+            return self.device_grids[device]
+        return self.grid, self.quick
+
+    def restricted(self, paths=None, ops=None) -> Suite:
+        """This suite with only the named implementations and operations."""
+        names = [impl.name for impl in self.implementations]
+        for name in paths or ():
+            if name not in names:
+                raise ValueError(f"suite {self.name!r} has no implementation {name!r}; "
+                                 f"it has {names}")
+        for op in ops or ():
+            if op not in self.ops:
+                raise ValueError(f"suite {self.name!r} has no operation {op!r}; it has {self.ops}")
+        impls = tuple(i for i in self.implementations if not paths or i.name in paths)
+        kept = {i.name for i in impls}
+        ratios = tuple(r for r in self.ratios if {r.numerator, r.denominator} <= kept)
+        return replace(self, implementations=impls, ops=tuple(ops or self.ops), ratios=ratios)
 
     def implementation(self, name: str) -> Implementation:
         for impl in self.implementations:

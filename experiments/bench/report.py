@@ -67,6 +67,8 @@ def machine_text(report: Report) -> str:
         f"python {m['python']}, numpy {m['numpy']}, torch {m['torch']}; torch threads "
         f"{m['torch_threads']}, thread environment {m['thread_environment']}",
         f"load average at start {m['load_average']}, at end {m.get('load_average_end')}",
+        *([f"GPU: {m['gpu']}; CUDA runtime {m['cuda_runtime']}, triton {m['triton']}"]
+          if m.get("gpu") else []),
         f"repeats {s['repeats']} (at most 3 for calls over 2 s), warm-up {s['warmup']}, "
         f"{'interleaved' if s['interleave'] else 'back to back'}, pause {s['pause_s']} s, "
         f"seed {s['seed']}, memory {'measured' if s['memory'] else 'not measured'}",
@@ -75,12 +77,22 @@ def machine_text(report: Report) -> str:
     ])
 
 
+def _ran(report: Report, suite: Suite) -> list[str]:
+    """Implementations with at least one row in the report that was not skipped for its
+    device (paths of another device stay out of the tables)."""
+    return [impl.name for impl in suite.implementations
+            if any(r["path"] == impl.name and not (r["skipped"] or "").startswith("runs on")
+                   for r in report.results)]
+
+
 def time_table(report: Report, suite: Suite) -> str:
     """Medians, ratios and (with a limit) the first default path's fraction of it."""
-    names = [impl.name for impl in suite.implementations]
-    default = next(i.name for i in suite.implementations if i.role == "default")
+    names = _ran(report, suite)
+    default = next((i.name for i in suite.implementations
+                    if i.role == "default" and i.name in names), names[0])
+    ratios_shown = [r for r in suite.ratios if {r.numerator, r.denominator} <= set(names)]
     header = ["n", "d", "dtype", "op", *(f"{n} ms" for n in names),
-              *(r.label for r in suite.ratios)]
+              *(r.label for r in ratios_shown)]
     if suite.limit is not None:
         header += ["limit ms", f"{default} % of limit"]
     rows = []
@@ -88,7 +100,7 @@ def time_table(report: Report, suite: Suite) -> str:
         ratios = {r["label"]: r["value"] for r in report.ratios
                   if (r["n"], r["d"], r["dtype"], r["op"]) == key}
         times = [_ms(_cell(report, key, n).get("median_ms")) for n in names]
-        row = [*map(str, key), *times, *(_ratio(ratios.get(r.label)) for r in suite.ratios)]
+        row = [*map(str, key), *times, *(_ratio(ratios.get(r.label)) for r in ratios_shown)]
         if suite.limit is not None:
             cell = _cell(report, key, default)
             fraction = cell.get("fraction_of_limit")
@@ -97,15 +109,36 @@ def time_table(report: Report, suite: Suite) -> str:
     return markdown_table(header, rows)
 
 
+def throughput_table(report: Report, suite: Suite) -> str:
+    """Achieved exponentials/s and FLOP/s of every timed path, against the measured limits."""
+    rates = report.machine.get("rates", {})
+    rows = []
+    for r in report.results:
+        if r.get("exp_per_s") is None:
+            continue
+        limit = rates.get(r["dtype"], {})
+        exp_limit, flop_limit = limit.get("exp_per_s"), limit.get("gemm_gflops")
+        rows.append([
+            str(r["n"]), str(r["d"]), r["dtype"], str(r["batch"]), r["op"], r["path"],
+            _ms(r["median_ms"]), f"{r['exp_per_s'] / 1e9:.1f}",
+            "-" if not exp_limit else f"{100 * r['exp_per_s'] / exp_limit:.0f}",
+            f"{r['flop_per_s'] / 1e12:.2f}",
+            "-" if not flop_limit else f"{100 * r['flop_per_s'] / (1e9 * flop_limit):.0f}",
+            _mib(r.get("peak_mib")),
+        ])
+    return markdown_table(["n", "d", "dtype", "batch", "op", "path", "ms", "G exp/s",
+                           "% exp limit", "TFLOP/s", "% GEMM limit", "peak MiB"], rows)
+
+
 def memory_table(report: Report, suite: Suite) -> str:
-    names = [impl.name for impl in suite.implementations]
+    names = _ran(report, suite)
     rows = [[*map(str, key), *(_mib(_cell(report, key, n).get("peak_mib")) for n in names)]
             for key in _cases(report)]
     return markdown_table(["n", "d", "dtype", "op", *(f"{n} MiB" for n in names)], rows)
 
 
 def check_table(report: Report, suite: Suite) -> str:
-    names = [impl.name for impl in suite.implementations]
+    names = _ran(report, suite)
     seen, rows = set(), []
     for r in report.results:
         key = (r["check_n"], r["d"], r["dtype"], r["op"])
@@ -122,8 +155,10 @@ def check_table(report: Report, suite: Suite) -> str:
 
 
 def skipped_text(report: Report) -> str:
+    """Paths not run, with the reason (paths of another device are left out)."""
     lines = sorted({f"- {r['path']} at n={r['n']} d={r['d']} {r['dtype']}: {r['skipped']}"
-                    for r in report.results if r["skipped"]})
+                    for r in report.results
+                    if r["skipped"] and not r["skipped"].startswith("runs on")})
     return "\n".join(lines) if lines else "- nothing skipped"
 
 
@@ -133,15 +168,19 @@ def render(report: Report, suite: Suite) -> str:
         if r["agreement"] is not None:
             worst[r["dtype"]] = max(worst.get(r["dtype"], 0.0), r["agreement"])
     agreement = ", ".join(f"{k} {v:.1e}" for k, v in sorted(worst.items()))
+    first = (_ran(report, suite) or [suite.implementations[0].name])[0]
     return "\n\n".join([
         f"# benchmark {suite.name}: {suite.summary}",
         machine_text(report),
         "Median time per call (ms) and ratios of medians:\n" + time_table(report, suite),
-        "Peak memory above the warmed-up process (MiB), one fresh process per call:\n"
-        + memory_table(report, suite),
+        "Peak memory above the warmed-up process (MiB), one fresh process per call (CUDA: "
+        "growth of torch's peak allocation over one call):\n" + memory_table(report, suite),
+        *(["Achieved rates (exp: n^2 per right-hand side; FLOP: 4 n^2 d) against the "
+           "measured limits:\n" + throughput_table(report, suite)]
+          if any(r.get("exp_per_s") is not None for r in report.results) else []),
         "Max |error| against the float64 materialised reference, checked before timing:\n"
         + check_table(report, suite),
-        f"Agreement at full size (max |difference| from {suite.implementations[0].name}): "
+        f"Agreement at full size (max |difference| from {first}): "
         + (agreement or "-"),
         "Skipped:\n" + skipped_text(report),
     ])

@@ -9,10 +9,14 @@ For each case (n, d, dtype):
 2. time   - warm-up and repeats (``timing.measure``); the warm-up outputs at full n are
             compared with the first default path's (``agreement``); where the suite has a
             ``limit``, each median is set against it (``fraction_of_limit`` = limit / median);
-3. memory - one fresh process per (implementation, operation) (``memory.measure_peak``).
+3. memory - one fresh process per (implementation, operation) (``memory.measure_peak``);
+            on CUDA the growth of torch's peak allocation over the call, in this process.
 
 A path that stores an n x n matrix is skipped, with the reason reported, where two such
-matrices would not fit in the available memory or n exceeds ``max_dense_n``.
+matrices would not fit in the available (host or GPU) memory or n exceeds
+``max_dense_n``; a path that runs out of GPU memory anyway is reported as skipped. On
+CUDA every timed call ends with a device synchronisation, and where the suite counts its
+``work`` the achieved exponentials/s and FLOP/s are reported beside the times.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from experiments.bench.timing import machine_info, measure, memory_available_byt
 RESULT_FIELDS: tuple[str, ...] = (
     "n", "d", "dtype", "batch", "op", "path", "role", "skipped",
     "median_ms", "repeats", "calls_per_repeat", "times_ms",
-    "limit_ms", "fraction_of_limit",
+    "limit_ms", "fraction_of_limit", "exp_per_s", "flop_per_s",
     "check_n", "check_error", "tolerance", "agreement", "peak_mib", "memory_method",
 )
 RATIO_FIELDS: tuple[str, ...] = ("n", "d", "dtype", "op", "label", "value", "target")
@@ -77,6 +81,19 @@ def as_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def _on_cuda(case: Case) -> bool:
+    return case.device.startswith("cuda")
+
+
+def _sync(case: Case):
+    """The device synchronisation that ends a timed call (None on the CPU)."""
+    if not _on_cuda(case):
+        return None
+    import torch
+
+    return torch.cuda.synchronize
+
+
 def skip_reason(impl: Implementation, case: Case, settings: Settings) -> str | None:
     """Why ``impl`` is not run on ``case``, or None."""
     if case.device not in impl.devices:
@@ -85,7 +102,12 @@ def skip_reason(impl: Implementation, case: Case, settings: Settings) -> str | N
         return None
     if settings.max_dense_n is not None and case.n > settings.max_dense_n:
         return f"stores n x n; n > --max-dense-n {settings.max_dense_n}"
-    available = memory_available_bytes()
+    if _on_cuda(case):
+        import torch
+
+        available = torch.cuda.mem_get_info()[0]
+    else:
+        available = memory_available_bytes()
     if available is not None and 2 * case.dense_bytes > available:
         return (f"stores n x n ({case.dense_bytes / 2**30:.1f} GiB); two would not fit in "
                 f"{available / 2**30:.1f} GiB available")
@@ -113,9 +135,17 @@ def check_case(suite: Suite, case: Case, seed: int) -> dict[tuple[str, str], flo
     return errors
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    return type(err).__name__ in ("OutOfMemoryError", "MemoryError") or "out of memory" in str(
+        err)
+
+
 def _time_case(suite: Suite, case: Case, impls: list[Implementation], settings: Settings):
+    """Timings, agreement with the first path, GPU peaks, and paths out of GPU memory."""
     x0 = suite.inputs(case, settings.seed)
     prepared = {impl.name: impl.prepare(case, x0) for impl in impls}
+    if _on_cuda(case):
+        return _time_cuda(suite, case, prepared, settings)
     timings, agreement = {}, {}
     for op in suite.ops:
         calls = {name: ops[op] for name, ops in prepared.items()}
@@ -128,7 +158,61 @@ def _time_case(suite: Suite, case: Case, impls: list[Implementation], settings: 
             timings[name, op] = timing
             agreement[name, op] = float(np.max(np.abs(as_numpy(outputs[name]) - first)))
         del outputs
-    return timings, agreement
+    return timings, agreement, {}, {}
+
+
+def _time_cuda(suite: Suite, case: Case, prepared, settings: Settings):
+    """One path at a time (freeing GPU memory in between), each call synchronised."""
+    timings, agreement, peaks, failed = {}, {}, {}, {}
+    sync = _sync(case)
+    for op in suite.ops:
+        first = None
+        for name, ops in prepared.items():
+            if name in failed:
+                continue
+            try:
+                op_timings, outputs = measure({name: ops[op]}, settings.repeats,
+                                              warmup=settings.warmup, pause_s=settings.pause_s,
+                                              sync=sync)
+                if settings.memory:
+                    peaks[name, op] = cuda_peak_mib(ops[op])
+            except Exception as err:  # a GPU path may run out of memory: report it, go on
+                if not _out_of_memory(err):
+                    raise
+                failed[name] = f"out of GPU memory: {str(err).splitlines()[0][:100]}"
+                _release(case)
+                continue
+            result = as_numpy(outputs[name])
+            first = result if first is None else first
+            timings[name, op] = op_timings[name]
+            agreement[name, op] = float(np.max(np.abs(result - first)))
+            del outputs, result
+            _release(case)
+    return timings, agreement, peaks, failed
+
+
+def _release(case: Case) -> None:
+    if _on_cuda(case):
+        import gc
+
+        import torch
+
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def cuda_peak_mib(call) -> float:
+    """MiB that one call adds at its peak to torch's CUDA allocation (output included)."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    out = call()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    del out
+    return peak / 2**20
 
 
 def run_suite(
@@ -146,17 +230,24 @@ def run_suite(
                 f"(tolerance {tolerance(small.dtype):.1e})")
         skipped = {impl.name: skip_reason(impl, case, settings) for impl in suite.implementations}
         running = [impl for impl in suite.implementations if skipped[impl.name] is None]
-        log(f"time n={case.n} d={case.d} {case.dtype}: {', '.join(i.name for i in running)}")
-        timings, agreement = _time_case(suite, case, running, settings)
+        log(f"time n={case.n} d={case.d} {case.dtype} batch {case.batch}: "
+            f"{', '.join(i.name for i in running)}")
+        timings, agreement, peaks, failed = _time_case(suite, case, running, settings)
+        skipped.update(failed)
         for impl in suite.implementations:
             for op in suite.ops:
                 row = _result_row(case, impl, op, skipped[impl.name], small, checks[small])
-                if skipped[impl.name] is None:
+                if (impl.name, op) in timings:
                     row.update(_timing_fields(timings[impl.name, op]))
                     row["agreement"] = agreement[impl.name, op]
                     _add_limit(row, suite, case, op, report)
-                    if settings.memory:
+                    _add_work(row, suite, case, op)
+                    if (impl.name, op) in peaks:
+                        row["peak_mib"] = peaks[impl.name, op]
+                        row["memory_method"] = "torch.cuda.max_memory_allocated"
+                    elif settings.memory:
                         _add_peak(row, suite, impl, op, case, settings)
+                    log(f"  {impl.name} {op}: {row['median_ms']:.4g} ms")
                 report.results.append(row)
         report.ratios.extend(_ratios(suite, case, report.results))
     report.machine["load_average_end"] = machine_info()["load_average"]
@@ -178,6 +269,15 @@ def _add_limit(row, suite: Suite, case: Case, op: str, report: Report) -> None:
     report.machine.setdefault("rates", {})[case.dtype] = dict(rates)
     row["limit_ms"] = 1e3 * limit_s
     row["fraction_of_limit"] = row["limit_ms"] / row["median_ms"]
+
+
+def _add_work(row, suite: Suite, case: Case, op: str) -> None:
+    if suite.work is None:
+        return
+    work = suite.work(case, op)
+    seconds = row["median_ms"] / 1e3
+    row["exp_per_s"] = work["exp"] / seconds
+    row["flop_per_s"] = work["flop"] / seconds
 
 
 def _add_peak(row, suite: Suite, impl: Implementation, op: str, case: Case, settings) -> None:
@@ -202,8 +302,10 @@ def _ratios(suite: Suite, case: Case, results: list[dict[str, Any]]) -> list[dic
         if (r["n"], r["d"], r["dtype"], r["batch"]) == (case.n, case.d, case.dtype, case.batch)
     }
     rows = []
+    names = {impl.name for impl in suite.implementations}
+    ratios = [r for r in suite.ratios if {r.numerator, r.denominator} <= names]
     for op in suite.ops:
-        for ratio in suite.ratios:
+        for ratio in ratios:
             num, den = median.get((ratio.numerator, op)), median.get((ratio.denominator, op))
             value = None if num is None or den is None else num / den
             rows.append(dict(n=case.n, d=case.d, dtype=case.dtype, op=op, label=ratio.label,

@@ -183,4 +183,23 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "thread_environment": {v: os.environ.get(v) for v in THREAD_VARIABLES},
+        **gpu_info(),
     }
+
+
+def gpu_info() -> dict[str, Any]:
+    """The CUDA device, its driver/runtime versions and triton's, where a GPU is present."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    return {"gpu": f"{props.name}, {props.multi_processor_count} SMs, "
+                   f"{props.total_memory / 2**30:.0f} GiB",
+            "cuda_runtime": torch.version.cuda, "triton": triton_version}

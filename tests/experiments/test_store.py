@@ -220,3 +220,18 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         assert resumed[name].values.tobytes() == whole[name].values.tobytes(), name
     assert "resumed by" in resumed.attrs["history"]
     assert not list(store.rglob("*.partial"))
+
+
+def test_device_option_overrides_the_config_before_any_work(tmp_path, capsys):
+    from experiments.config import load_config
+
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    on_gpu = load_config(path, device="cuda:1")
+    assert (on_gpu.compute.device, on_gpu.compute.backend) == ("cuda:1", "torch")
+    assert on_gpu.to_json() != load_config(path).to_json()  # a store remembers the device
+    assert load_config(path, device="cpu").to_json() == load_config(path).to_json()
+    out = tmp_path / "bad.zarr"
+    code = main(["clustering-time", "--config", str(path), "--out", str(out), "--device", "tpu",
+                 "--quiet"])
+    assert code == 2 and "compute.device" in capsys.readouterr().err and not out.exists()

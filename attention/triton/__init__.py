@@ -1,0 +1,95 @@
+"""Triton kernels for attention flows: one fused launch per right-hand side, no n x n memory.
+
+The flow of tokens x (B, n, d) under H attention heads,
+
+    x_dot_i = E( sum_h sum_j A^h_ij v^h_j ),   A^h = softmax_j(beta_h <q^h_i, k^h_j> + b^h_ij)
+
+(or the 1/n USA weights), is one kernel launch: the online softmax of FlashAttention-2,
+the sum over heads, and the epilogue E, which is the tangent projection v - <x_i, v> x_i
+on the sphere, the identity (Pre-LN, pure attention) or v / |v| (Peri-LN). Masks (causal,
+anchored, PrFlash block lists, dense tables), distance biases (ALiBi, harmonic) and the
+DMA key bias are applied inside the tiles; key/value heads may be shared by several query
+heads.
+
+* ``attend(q, k, v, beta, ...)``    - every head, (B, H, n, f) (and the LSE on request);
+* ``flow_rhs(x, q, k, v, beta, ...)`` - the head sum with the epilogue, (B, n, f);
+* ``attend_any(q, k, v, beta, ...)``  - A v for (..., n, e) inputs, the route that
+  ``attention.dispatch.attend_fast`` takes for CUDA tensors;
+* ``pairwise_extreme(x)``            - min_{i != j} <x_i, x_j> (the clustering test).
+
+CUDA tensors run compiled kernels; with ``TRITON_INTERPRET=1`` set before this package
+is first imported, CPU tensors run them in Triton's interpreter (the tests do this).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from attention.triton.kernels import INTERPRET
+from attention.triton.launch import (
+    DTYPES,
+    FAMILIES,
+    PRECISIONS,
+    Tiles,
+    fused_attention,
+    pairwise_extreme,
+    runs_here,
+)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: Any, **options: Any):
+    """A v for every head: q (B, H, n, e), k (B|1, G, m, e), v (B|1, G, m, f) -> (B, H, n, f).
+
+    Options as ``launch.fused_attention`` (normalization, causal, mask, step, bias,
+    key_bias, return_lse, precision, tiles).
+    """
+    return fused_attention(q, k, v, beta, heads="separate", **options)
+
+
+def flow_rhs(x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: Any, *,
+             epilogue: str | None = "tangent", **options: Any) -> torch.Tensor:
+    """E(sum_h A^h v^h) for tokens x (B, n, d), q (B, H, n, e), k/v (B|1, G, n, .) -> (B, n, d).
+
+    epilogue: "tangent" (the sphere), None (Pre-LN / R^d) or "unit" (Peri-LN).
+    """
+    return fused_attention(q, k, v, beta, heads="sum", x=x, epilogue=epilogue, **options)
+
+
+def attend_any(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: Any, *,
+               normalization: str = "softmax", causal: bool = False) -> torch.Tensor:
+    """A v for q (..., n, e), k (..., m, e), v (..., m, f) with broadcasting leading axes;
+    beta is a number or broadcasts against (..., 1, 1)."""
+    lead = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    n, e, m, f = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    q4 = q.expand(*lead, n, e).reshape(-1, 1, n, e)
+    k4 = k.expand(*lead, m, e).reshape(-1, 1, m, e)
+    v4 = v.expand(*lead, m, f).reshape(-1, 1, m, f)
+    if isinstance(beta, torch.Tensor) and beta.ndim:
+        b = beta.to(q.device)
+        b = b.reshape(*b.shape[:-2]) if b.ndim >= 2 else b
+        beta = torch.broadcast_to(b, lead).reshape(-1, 1)
+    out = fused_attention(q4, k4, v4, beta, normalization=normalization, causal=causal)
+    return out.reshape(*lead, n, f)
+
+
+def available() -> bool:
+    """True when a CUDA device is present (or the interpreter is on)."""
+    return INTERPRET or torch.cuda.is_available()
+
+
+__all__ = [
+    "DTYPES",
+    "FAMILIES",
+    "INTERPRET",
+    "PRECISIONS",
+    "Tiles",
+    "attend",
+    "attend_any",
+    "available",
+    "flow_rhs",
+    "fused_attention",
+    "pairwise_extreme",
+    "runs_here",
+]

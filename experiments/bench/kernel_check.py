@@ -1,0 +1,136 @@
+"""Correctness of the Triton kernels on a GPU: ``python -m experiments.bench.kernel_check``.
+
+Every tile configuration of every kernel family, every input dtype (float32, bf16, fp16
+at d in {2, 3, 16, 64, 128}; float64 at d <= 64), both ways of forming the weighted sum
+of the values, and the float32 dot precisions, against the
+materialised float64 reference computed on the same device. Inputs are fresh random
+draws. Before each launch the allocator's free memory is filled with NaN (a large NaN
+tensor is allocated and released, so the kernel's ``torch.empty`` output reuses it): an
+element the kernel fails to write stays NaN and fails the check. Prints one table and
+exits 1 on any failure. Sizes are ragged (n = 1000, not a multiple of any tile).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import torch
+
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 5e-6, torch.float16: 4e-3,
+             torch.bfloat16: 3e-2}
+
+
+def _reference(q, k, v, beta, causal, x=None):
+    from attention.reference import attend
+
+    H, G = q.shape[1], k.shape[1]
+    k = k.repeat_interleave(H // G, dim=1).double()
+    v = v.repeat_interleave(H // G, dim=1).double()
+    out = attend(q.double(), k, v, beta, causal=causal)
+    if x is None:
+        return out
+    drive = out.sum(1)
+    xd = x.double()
+    return drive - (xd * drive).sum(-1, keepdim=True) * xd
+
+
+def _error(out, ref) -> float:
+    out = out.double()
+    if torch.isnan(out).any():
+        return float("inf")
+    return float((out - ref).abs().max() / ref.abs().max())
+
+
+def _inputs(rng, B, H, G, n, d, dtype, device):
+    def draw(*shape, scale=1.0):
+        return torch.as_tensor(scale * rng.standard_normal(shape)).to(device, dtype)
+
+    return draw(B, H, n, d, scale=0.6), draw(B, G, n, d, scale=0.6), draw(B, G, n, d)
+
+
+def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None) -> list[tuple]:
+    """All checks; rows (group, case, dtype, error, tolerance, ok, seconds), each also
+    passed to ``log`` as it completes."""
+    from attention.triton import FAMILIES, flow_rhs, fused_attention
+
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def check(group, case, dtype, fn, ref, tol):
+        poison = torch.full((1 << 26,), float("nan"), device=device)
+        del poison
+        start = time.perf_counter()
+        out = fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        err = _error(out, ref)
+        rows.append((group, case, str(dtype).replace("torch.", ""), err, tol, err <= tol,
+                     time.perf_counter() - start))
+        if log is not None:
+            log(rows[-1])
+
+    family_inputs = {"dot32s": (3, torch.float32), "dot32": (64, torch.float32),
+                     "dot16": (64, torch.bfloat16), "f64": (3, torch.float64)}
+    for family, tiles_list in FAMILIES.items():
+        d, dtype = family_inputs[family]
+        for tiles in tiles_list:
+            for causal in (False, True):
+                q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
+                precision = "tf32x3"
+                check("tiles", f"{family} {tiles.block_m}x{tiles.block_n} w{tiles.num_warps} "
+                      f"causal={causal}", dtype,
+                      lambda q=q, k=k, v=v, c=causal, t=tiles, p=precision: fused_attention(
+                          q, k, v, 0.9, causal=c, tiles=t, precision=p),
+                      _reference(q, k, v, 0.9, causal), TOLERANCE[dtype])
+    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        for d in (2, 3, 16, 64, 128) if dtype != torch.float64 else (2, 3, 16, 64):
+            q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
+            check("dtypes", f"d={d} heads causal", dtype,
+                  lambda q=q, k=k, v=v: fused_attention(q, k, v, 1.1, causal=True),
+                  _reference(q, k, v, 1.1, True), TOLERANCE[dtype])
+            x = torch.as_tensor(rng.standard_normal((2, n, d))).to(device, dtype)
+            x = x / torch.linalg.vector_norm(x.float(), dim=-1, keepdim=True).to(dtype)
+            xs = x[:, None]
+            check("dtypes", f"d={d} flow tangent", dtype,
+                  lambda x=x, xs=xs, d=d: flow_rhs(x, xs.expand(2, 2, n, d), xs, xs, 2.0),
+                  _reference(xs.expand(2, 2, n, d), xs, xs, 2.0, False, x),
+                  TOLERANCE[dtype] * 10)
+    for pv in ("dot", "fma"):
+        q, k, v = _inputs(rng, 2, 2, 1, n, 3, torch.float32, device)
+        check("pv", f"d=3 pv={pv} causal", torch.float32,
+              lambda q=q, k=k, v=v, pv=pv: fused_attention(q, k, v, 1.4, causal=True, pv=pv),
+              _reference(q, k, v, 1.4, True), TOLERANCE[torch.float32])
+    expected = {"ieee": 5e-6, "tf32x3": 5e-6, "tf32": 5e-3}
+    for precision, tol in expected.items():
+        q, k, v = _inputs(rng, 1, 2, 2, n, 64, torch.float32, device)
+        check("precision", f"d=64 {precision}", torch.float32,
+              lambda q=q, k=k, v=v, p=precision: fused_attention(q, k, v, 1.0, precision=p),
+              _reference(q, k, v, 1.0, False), tol)
+    return rows
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("no CUDA device: run tests/triton (interpreter) instead", file=sys.stderr)
+        return 2
+    import triton
+
+    print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}, "
+          f"triton {triton.__version__}")
+    rows = run(log=lambda row: print(
+        f"{row[0]:9s} {row[1]:40s} {row[2]:8s} {row[3]:.1e} (tol {row[4]:.0e}) "
+        f"{'ok' if row[5] else 'FAIL'} {row[6]:.1f}s", flush=True))
+    from experiments.bench.report import markdown_table
+
+    table = [[g, c, dt, f"{e:.1e}", f"{t:.0e}", "ok" if ok else "FAIL", f"{s:.1f}"]
+             for g, c, dt, e, t, ok, s in rows]
+    print(markdown_table(["group", "case", "dtype", "rel. error", "tolerance", "", "s"], table))
+    failed = sum(not r[5] for r in rows)
+    print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
