@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="zarr directory (default; resumable) or, in addition, one netCDF "
                              "file written at the end")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive, metavar="N",
+    where.add_argument("--workers", type=positive_int, metavar="N",
                        help="run on a dask LocalCluster of N worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing dask cluster (e.g. tcp://host:8786)")

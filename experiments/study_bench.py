@@ -22,24 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from experiments.cli import positive_int
+
 CASE_KEYS = ("n", "d", "beta", "method", "dt", "backend", "dtype", "horizon", "delta",
              "compact_every", "seeds", "chunk")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=_positive, default=2048, help="seeds of the study")
-    parser.add_argument("--chunk", type=_positive, default=512, help="seeds per work chunk")
-    parser.add_argument("--loop-seeds", type=_positive, default=64,
+    parser.add_argument("--seeds", type=positive_int, default=2048, help="seeds of the study")
+    parser.add_argument("--chunk", type=positive_int, default=512, help="seeds per work chunk")
+    parser.add_argument("--loop-seeds", type=positive_int, default=64,
                         help="seeds run one at a time (the baseline)")
-    parser.add_argument("--n", type=_positive, default=32)
-    parser.add_argument("--d", type=_positive, default=3)
+    parser.add_argument("--n", type=positive_int, default=32)
+    parser.add_argument("--d", type=positive_int, default=3)
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--method", choices=("authors", "euler", "rk4"), default="rk4")
     parser.add_argument("--dt", type=float, default=0.1)
@@ -50,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compact-every", type=float, default=2.0,
                         help="segment length after which clustered members leave the batch "
                              "(0: one simulate call per chunk; default 2)")
-    parser.add_argument("--threads", type=_positive, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="threads per process for torch and BLAS (default 1: the loop and "
                              "every pool worker run single-threaded)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")

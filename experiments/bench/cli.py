@@ -11,26 +11,20 @@ import os
 import sys
 
 from experiments.bench.registry import DTYPES, SUITE_MODULES
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+from experiments.cli import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", choices=tuple(SUITE_MODULES), default="rhs-rk4",
                         help="benchmark suite (default: rhs-rk4)")
     parser.add_argument("--quick", action="store_true", help="the suite's small grid")
-    parser.add_argument("--n", type=_positive, nargs="+", help="token counts (overrides grid)")
-    parser.add_argument("--d", type=_positive, nargs="+", help="dimensions (overrides grid)")
+    parser.add_argument("--n", type=positive_int, nargs="+", help="token counts (overrides grid)")
+    parser.add_argument("--d", type=positive_int, nargs="+", help="dimensions (overrides grid)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), nargs="+", help="dtypes (overrides grid)")
-    parser.add_argument("--repeats", type=_positive, default=5, help="timed repeats (default 5)")
-    parser.add_argument("--threads", type=_positive, default=os.cpu_count() or 1,
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed repeats (default 5)")
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                         help="threads for torch and numpy's BLAS (default: all CPUs)")
-    parser.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     parser.add_argument("--beta", type=float, default=1.0, help="inverse temperature (default 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="device (cpu, or cuda: the Triton kernels against SDPA and the "
@@ -39,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time only these implementations (default: all on the device)")
     parser.add_argument("--ops", nargs="+", metavar="OP",
                         help="time only these operations (default: all of the suite's)")
-    parser.add_argument("--max-dense-n", type=_positive, default=None,
+    parser.add_argument("--max-dense-n", type=positive_int, default=None,
                         help="skip paths that store n x n matrices above this n")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-memory subprocesses")
