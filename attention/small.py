@@ -78,7 +78,9 @@ def small_attend(
     if not (np.ndim(beta) == 0 and float(beta) == 1.0):
         s *= beta
     if normalization == "softmax":
-        bound = abs(beta) * _row_norms(q) * _row_max(_row_norms(k).swapaxes(-1, -2))
+        q_norms = _row_norms(q)
+        k_norms = q_norms if k is q else _row_norms(k)
+        bound = abs(beta) * q_norms * _row_max(k_norms.swapaxes(-1, -2))
         loose = 2 * float(bound.max()) >= SAFE_SPAN.get(_numpy_dtype(q), 0.0)
         s -= _row_max(s) if loose else bound
         out = _exp_inplace(s) @ _with_ones(v)

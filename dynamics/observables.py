@@ -114,8 +114,11 @@ def fraction_clustered_pairs(delta: float) -> Callable[[Array], Array]:
         if n == 1:
             return xp.ones(x.shape[:-2], dtype=x.dtype)
         g = gram(x)
-        close = xp.astype(g >= 1.0 - delta, x.dtype)
-        return (xp.sum(close, axis=(-2, -1)) - n) / (n * (n - 1))
+        if isinstance(g, np.ndarray):
+            count = np.count_nonzero(g >= 1.0 - delta, axis=(-2, -1)).astype(x.dtype)
+        else:
+            count = xp.sum(xp.astype(g >= 1.0 - delta, x.dtype), axis=(-2, -1))
+        return (count - n) / (n * (n - 1))
 
     fraction.__name__ = f"fraction_clustered_pairs(delta={delta:g})"
     return fraction
