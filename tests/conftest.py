@@ -2,6 +2,8 @@
 
 JAX's x64 flag is switched on here, for the tests only; the package itself never
 touches it. Tests of the float32 JAX path use ``jax.enable_x64(False)`` locally.
+Without a GPU, Triton runs in its CPU interpreter: it reads ``TRITON_INTERPRET`` when it
+is first imported, so the flag is set here, before anything can import it.
 """
 
 import os
@@ -19,6 +21,8 @@ import numpy as np
 import pytest
 import torch
 
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 torch.set_num_threads(1)
 jax.config.update("jax_enable_x64", True)
 
