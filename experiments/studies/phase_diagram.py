@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.chunks import initial_states
 from experiments.config import Linspace, StudyConfig, require
 from experiments.fields import Members, equiangular_normalization
 from experiments.studies import StudyKind, Variable, register_kind
@@ -55,15 +56,34 @@ def _coords(config: StudyConfig) -> dict[str, Any]:
     return {"time": np.asarray(config.params.times, dtype=float)}
 
 
+def _on_gram(config: StudyConfig, members: Members) -> bool:
+    """SA/USA with identity weights, a Gram-space scheme, numpy: integrate G = X X^T alone
+    (``dynamics.gram_space``: same numbers, two n x n products per step in any dimension)."""
+    from dynamics.gram_space import GRAM_METHODS, on_step_grid
+
+    integrator = config.integrator
+    return (config.field.kind in ("sa", "usa") and not config.field.params.causal
+            and members.backend == "numpy" and integrator.method in GRAM_METHODS
+            and integrator.reduce == "auto" and on_step_grid(config.params.times, integrator.dt))
+
+
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
     from dynamics import fraction_clustered_pairs
 
     p = config.params
     n = members.n
-    traj = simulate_members(config, members, p.times,
-                            observe=on_points(config, fraction_clustered_pairs(p.delta)))
+    if _on_gram(config, members):
+        from dynamics.gram_space import fraction_clustered_from_gram, gram_flow
+
+        values = gram_flow(initial_states(config, members), members.betas.astype(float),
+                           p.times, dt=config.integrator.dt, method=config.integrator.method,
+                           normalization="softmax" if config.field.kind == "sa" else "usa",
+                           observe=fraction_clustered_from_gram(p.delta))
+    else:
+        values = simulate_members(config, members, p.times, observe=on_points(
+            config, fraction_clustered_pairs(p.delta))).values
     pairs = n * (n - 1) / 2
-    counts = np.rint(host(traj.values).astype(np.float64) * pairs).astype(np.int32)
+    counts = np.rint(host(values).astype(np.float64) * pairs).astype(np.int32)
     return {"clustered_pairs": counts}
 
 
