@@ -17,18 +17,15 @@ agrees with the token-space schemes to rounding (tested).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
+from dynamics.observables import clustered_pair_fraction, gram
 from dynamics.validation import check_real, check_times
 
 GRAM_METHODS = ("authors", "euler")
-
-
-def gram_matrix(x: np.ndarray) -> np.ndarray:
-    """G = X X^T for tokens x (batch, n, d); shape (batch, n, n)."""
-    return x @ np.swapaxes(x, -1, -2)
 
 
 def attention_from_gram(g: np.ndarray, beta: Any, normalization: str = "softmax") -> np.ndarray:
@@ -101,7 +98,7 @@ def gram_flow(
         raise ValueError("gram_flow records on the step grid: every time must be t0 + k dt")
     marks = np.rint((times - times[0]) / dt).astype(int)
     observe = observe or (lambda g: g.copy())
-    g = gram_matrix(x0)
+    g = gram(x0)
     out = []
     done = 0
     for target in marks:
@@ -113,13 +110,5 @@ def gram_flow(
 
 
 def fraction_clustered_from_gram(delta: float):
-    """The Fig. 3 statistic on G: the fraction of ordered pairs i != j with G_ij >= 1 - delta."""
-
-    def fraction(g: np.ndarray) -> np.ndarray:
-        n = g.shape[-1]
-        if n == 1:
-            return np.ones(g.shape[:-2])
-        count = np.count_nonzero(g >= 1.0 - delta, axis=(-2, -1))
-        return (count - n) / (n * (n - 1))
-
-    return fraction
+    """The Fig. 3 statistic as an observable of G (``gram_flow``'s ``observe``)."""
+    return functools.partial(clustered_pair_fraction, delta=delta)

@@ -104,21 +104,26 @@ def min_pairwise_inner(x: Array) -> Array:
     return _offdiag_extreme(x, reduce="min")
 
 
+def clustered_pair_fraction(g: Array, delta: float) -> Array:
+    """The fraction of ordered pairs i != j with G_ij >= 1 - delta, from a Gram matrix
+    g (batch, n, n); shape (batch,) (1 when n = 1)."""
+    xp = namespace(g)
+    n = g.shape[-1]
+    if n == 1:
+        return xp.ones(g.shape[:-2], dtype=g.dtype)
+    if isinstance(g, np.ndarray):
+        count = np.count_nonzero(g >= 1.0 - delta, axis=(-2, -1)).astype(g.dtype)
+    else:
+        count = xp.sum(xp.astype(g >= 1.0 - delta, g.dtype), axis=(-2, -1))
+    return (count - n) / (n * (n - 1))
+
+
 def fraction_clustered_pairs(delta: float) -> Callable[[Array], Array]:
     """Observable: the fraction of ordered pairs i != j with <x_i, x_j> >= 1 - delta."""
 
     @rotation_invariant
     def fraction(x: Array) -> Array:
-        xp = namespace(x)
-        n = x.shape[-2]
-        if n == 1:
-            return xp.ones(x.shape[:-2], dtype=x.dtype)
-        g = gram(x)
-        if isinstance(g, np.ndarray):
-            count = np.count_nonzero(g >= 1.0 - delta, axis=(-2, -1)).astype(x.dtype)
-        else:
-            count = xp.sum(xp.astype(g >= 1.0 - delta, x.dtype), axis=(-2, -1))
-        return (count - n) / (n * (n - 1))
+        return clustered_pair_fraction(gram(x), delta)
 
     fraction.__name__ = f"fraction_clustered_pairs(delta={delta:g})"
     return fraction

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dynamics import SA, USA, simulate, uniform_sphere
-from dynamics.gram_space import fraction_clustered_from_gram, gram_flow, gram_matrix
-from dynamics.observables import fraction_clustered_pairs
+from dynamics.gram_space import fraction_clustered_from_gram, gram_flow
+from dynamics.observables import fraction_clustered_pairs, gram
 
 
 @pytest.mark.parametrize("method", ["authors", "euler"])
@@ -43,4 +43,4 @@ def test_gram_flow_refuses_off_grid_times_and_bad_input(rng):
         gram_flow(x0, 1.0, [0.0, 0.1], dt=0.1, method="rk4")
     with pytest.raises(ValueError, match="normalization"):
         gram_flow(x0, 1.0, [0.0, 0.1], dt=0.1, normalization="sinkhorn")
-    np.testing.assert_allclose(gram_matrix(x0)[0], x0[0] @ x0[0].T)
+    np.testing.assert_allclose(gram(x0)[0], x0[0] @ x0[0].T)
