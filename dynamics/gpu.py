@@ -4,8 +4,9 @@ On CUDA tensors ``simulate`` hands its field to :func:`route`, which replaces an
 field - ``SelfAttention``, ``MultiHeadAttention``, Pre-/Peri-LN ``NormalizedAttention``,
 and ``Noisy`` around any of them - by :class:`FusedAttention`: the same field, evaluated
 as a single kernel launch per right-hand side. The launch computes every head's
-attention with an online softmax (no n x n matrix: n = 2^20 tokens fit), sums the heads,
-and applies the epilogue of the space in registers:
+attention with an online softmax, or for d <= 4 with the fixed shift of
+``attention/triton/lowdim.py`` (no n x n matrix either way: n = 2^20 tokens fit), sums the
+heads, and applies the epilogue of the space in registers:
 
     sphere:   x_dot_i = P^perp_{x_i} sum_h A^h_i       (SA, USA, causal, multi-head)
     R^d:      x_dot_i = sum_h A^h_i                    (pure attention; Pre-LN on theta = x/|x|)
@@ -67,6 +68,7 @@ class FusedAttention:
     epilogue:         "tangent" (sphere), None (R^d, Pre-LN) or "unit" (Peri-LN)
     normalize_inputs: attend over theta = x / |x| (Pre-/Peri-LN)
     precision:        float32 tl.dot precision ("tf32x3", "ieee" or "tf32")
+    kernel:           "auto", "lowdim" or "online" (``attention.triton.fused_attention``)
     """
 
     source: Any
@@ -74,6 +76,7 @@ class FusedAttention:
     epilogue: str | None
     normalize_inputs: bool = False
     precision: str = "tf32x3"
+    kernel: str = "auto"
     _beta_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -133,7 +136,7 @@ class FusedAttention:
         first = self.heads[0]
         return flow_rhs(points, q, k, v, self._beta(x), epilogue=epilogue,
                         normalization=first.normalization, causal=first.causal,
-                        precision=self.precision)
+                        precision=self.precision, kernel=self.kernel)
 
     def __call__(self, t: Any, x: Array) -> Array:
         return self._evaluate(t, x, self.epilogue)
@@ -145,10 +148,10 @@ class FusedAttention:
         return self._evaluate(t, x, None)
 
 
-def fuse(source: Any, precision: str = "tf32x3") -> Any | None:
+def fuse(source: Any, precision: str = "tf32x3", kernel: str = "auto") -> Any | None:
     """The fused form of an attention field, or None when it has no fused form."""
     if isinstance(source, Noisy):
-        inner = fuse(source.field, precision)
+        inner = fuse(source.field, precision, kernel)
         return None if inner is None else replace(source, field=inner)
     if isinstance(source, NormalizedAttention):
         heads = _heads(source.attention)
@@ -160,7 +163,7 @@ def fuse(source: Any, precision: str = "tf32x3") -> Any | None:
         normalize = False
     if heads is None or not _uniform(heads):
         return None
-    return FusedAttention(source, heads, epilogue, normalize, precision)
+    return FusedAttention(source, heads, epilogue, normalize, precision, kernel)
 
 
 def route(field: Any, x: Array, engine: str = "auto") -> Any:

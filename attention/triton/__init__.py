@@ -9,7 +9,8 @@ the sum over heads, and the epilogue E, which is the tangent projection v - <x_i
 on the sphere, the identity (Pre-LN, pure attention) or v / |v| (Peri-LN). Masks (causal,
 anchored, PrFlash block lists, dense tables), distance biases (ALiBi, harmonic) and the
 DMA key bias are applied inside the tiles; key/value heads may be shared by several query
-heads.
+heads. For d <= 4 without masks other than causal, a low-dimensional kernel (``lowdim``)
+replaces the online softmax by a fixed per-row shift and exact FMA scores.
 
 * ``attend(q, k, v, beta, ...)``    - every head, (B, H, n, f) (and the LSE on request);
 * ``flow_rhs(x, q, k, v, beta, ...)`` - the head sum with the epilogue, (B, n, f);

@@ -166,7 +166,7 @@ def _head(
     FULL_NUM, FULL_IDX, PART_NUM, PART_IDX,
     sqb, sqh, sqn, sqe, skb, skg, skn, ske, svb, svg, svn, svf,
     sbb, sbh, skbb, skbh, skbn, smb, smh, smn, smm, snb, snq, sib, siq,
-    rows, rows64, row_ok, seg_q, anc_q, seg_first, n, m, GROUP, kstep, inv_m,
+    rows, rows64, row_ok, seg_q, anc_q, seg_first, n, m, GROUP, kstep,
     E: tl.constexpr, F: tl.constexpr, EP: tl.constexpr, FP: tl.constexpr,
     NORM: tl.constexpr, ITER: tl.constexpr, RULE: tl.constexpr, BIAS: tl.constexpr,
     KEY_BIAS: tl.constexpr, USE_DOT: tl.constexpr, PRESCALE: tl.constexpr,
@@ -278,9 +278,9 @@ def _head(
     if NORM == 0:
         o = acc / tl.where(seen, l_i, 1.0)[:, None]
     elif NORM == 1:
-        o = acc * (tl.exp2(m_i) * inv_m)[:, None]
+        o = acc * (tl.exp2(m_i) / m)[:, None]
     else:
-        o = acc * (tl.exp2(m_i - scale2) * inv_m)[:, None]
+        o = acc * (tl.exp2(m_i - scale2) / m)[:, None]
     return o, m_i, l_i
 
 
@@ -291,7 +291,7 @@ def attention_kernel(
     sqb, sqh, sqn, sqe, skb, skg, skn, ske, svb, svg, svn, svf,
     sxb, sxn, sxf, sob, soh, son, sof, slb, slh, sln,
     sbb, sbh, skbb, skbh, skbn, smb, smh, smn, smm, snb, snq, sib, siq,
-    n, m, H, GROUP, blk, inv_m, n_bucket, m_bucket,
+    n, m, H, GROUP, blk, n_bucket, m_bucket,
     E: tl.constexpr, F: tl.constexpr, EP: tl.constexpr, FP: tl.constexpr,
     NORM: tl.constexpr, ITER: tl.constexpr, RULE: tl.constexpr, BIAS: tl.constexpr,
     KEY_BIAS: tl.constexpr, EPILOGUE: tl.constexpr, SEPARATE: tl.constexpr,
@@ -337,7 +337,7 @@ def attention_kernel(
         FULL_NUM, FULL_IDX, PART_NUM, PART_IDX,
         sqb, sqh, sqn, sqe, skb, skg, skn, ske, svb, svg, svn, svf,
         sbb, sbh, skbb, skbh, skbn, smb, smh, smn, smm, snb, snq, sib, siq,
-        rows, rows64, row_ok, seg_q, anc_q, seg_first, n, m, GROUP, kstep, inv_m,
+        rows, rows64, row_ok, seg_q, anc_q, seg_first, n, m, GROUP, kstep,
         E, F, EP, FP, NORM, ITER, RULE, BIAS, KEY_BIAS, USE_DOT, PRESCALE, UPCAST, PRECISION,
         ACC_F64, PV_FMA, BLOCK_M, BLOCK_N)
     if SEPARATE:
@@ -357,7 +357,7 @@ def attention_kernel(
                     BETA, FULL_NUM, FULL_IDX, PART_NUM, PART_IDX,
                     sqb, sqh, sqn, sqe, skb, skg, skn, ske, svb, svg, svn, svf,
                     sbb, sbh, skbb, skbh, skbn, smb, smh, smn, smm, snb, snq, sib, siq,
-                    rows, rows64, row_ok, seg_q, anc_q, seg_first, n, m, GROUP, kstep, inv_m,
+                    rows, rows64, row_ok, seg_q, anc_q, seg_first, n, m, GROUP, kstep,
                     E, F, EP, FP, NORM, ITER, RULE, BIAS, KEY_BIAS, USE_DOT, PRESCALE, UPCAST,
                     PRECISION, ACC_F64, PV_FMA, BLOCK_M, BLOCK_N)
                 o += o_h

@@ -16,6 +16,11 @@ coordinates with FMAs. bf16/fp16 inputs accumulate in
 float32 (the interpreter upcasts them before ``tl.dot``, which it does not emulate),
 float64 inputs in float64. On a GPU the tile shape is autotuned per problem class; the
 interpreter runs one fixed configuration.
+
+With at most 4 query/key and value coordinates, no mask but the causal one and no bias
+(the flows on S^1, S^2, S^3), ``kernel="auto"`` launches ``lowdim.lowdim_kernel`` instead:
+exact FMA scores, a fixed softmax shift from a Cauchy-Schwarz bound, per-thread
+accumulators (3.3x the online kernel at n = 2^20, d = 3 on an H100).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 import triton
 
 from attention.reference import NORMALIZATIONS
-from attention.triton import kernels
+from attention.triton import kernels, lowdim
 from attention.triton.masks import Plan, distance_bias, key_bias_tensor, plan_mask
 from attention.variants.dma import DynamicMaskBias
 
@@ -64,7 +69,13 @@ FAMILIES: dict[str, tuple[Tiles, ...]] = {
     "dot16": (Tiles(128, 64, 4, 3), Tiles(128, 128, 8, 3), Tiles(64, 64, 4, 3)),
     "f64": (Tiles(32, 32, 4, 1), Tiles(64, 32, 4, 1)),
 }
+# The low-dimensional kernel (lowdim.py): element-wise accumulators, so the tile is the
+# number of (row, column) pairs each thread carries, BLOCK_M * BLOCK_N / (32 * num_warps).
+LOWDIM_TILES: tuple[Tiles, ...] = (Tiles(64, 32, 4, 1), Tiles(32, 64, 2, 1), Tiles(128, 32, 8, 1))
 INTERPRET_TILES = Tiles(64, 32)
+KERNELS = ("auto", "lowdim", "online")
+LOWDIM_KEY = ["n_bucket", "m_bucket", "E", "F", "NORM", "CAUSAL", "EPILOGUE", "SEPARATE",
+              "V_IS_K", "FAST_EXP", "ACC_F64"]
 AUTOTUNE_KEY = ["n_bucket", "m_bucket", "E", "F", "NORM", "ITER", "RULE", "BIAS", "KEY_BIAS",
                 "EPILOGUE", "SEPARATE", "USE_DOT", "PRECISION", "PV_FMA"]
 _AUTOTUNED: dict[str, Any] = {}
@@ -83,6 +94,13 @@ def _kernel(family: str):
         _AUTOTUNED[family] = triton.autotune(configs=configs, key=AUTOTUNE_KEY)(
             kernels.attention_kernel)
     return _AUTOTUNED[family]
+
+
+def _lowdim_kernel():
+    if "lowdim" not in _AUTOTUNED:
+        _AUTOTUNED["lowdim"] = triton.autotune(
+            configs=[t.config() for t in LOWDIM_TILES], key=LOWDIM_KEY)(lowdim.lowdim_kernel)
+    return _AUTOTUNED["lowdim"]
 
 
 def _pow2(x: int, floor: int = 1) -> int:
@@ -198,6 +216,7 @@ def fused_attention(
     precision: str = "tf32x3",
     tiles: Tiles | None = None,
     pv: str = "auto",
+    kernel: str = "auto",
 ):
     """Attention of every head, or the head sum with a flow epilogue (module docstring).
 
@@ -210,8 +229,12 @@ def fused_attention(
     key_bias:   a key-only additive bias (B|1, H|1, m)
     heads:      "separate" -> (B, H, n, f) [, LSE (B, H, n)]; "sum" -> (B, n, f)
     epilogue:   on the head sum: None, "tangent" (v - <x, v> x, needs x (B, n, f)) or "unit"
-    pv:         the weighted sum of values: "dot" (``tl.dot``), "fma" (float32 FMAs in the
-                scores' layout, f <= 4 only) or "auto" (fma for float32 with f <= 4)
+    pv:         the weighted sum of values in the online kernel: "dot" (``tl.dot``), "fma"
+                (float32 FMAs in the scores' layout, f <= 4 only) or "auto" (fma for float32
+                with f <= 4)
+    kernel:     "lowdim" (``lowdim.py``: e, f <= 4, no mask but causal, no bias; exact FMA
+                scores, a fixed softmax shift), "online" (the FlashAttention kernel, any
+                case), or "auto": lowdim where it applies and ``pv`` is "auto"
     """
     _check_inputs(q, k, v)
     if normalization not in NORMS:
@@ -224,6 +247,8 @@ def fused_attention(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if pv not in ("auto", "dot", "fma"):
         raise ValueError(f"pv must be 'auto', 'dot' or 'fma', got {pv!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     separate = heads == "separate"
     if separate and EPILOGUES[epilogue] != kernels.EPI_NONE:
         raise ValueError("an epilogue acts on the head sum: pass heads='sum'")
@@ -253,6 +278,18 @@ def fused_attention(
         kb, kb_strides = key_bias_tensor(key_bias, B, H, m, acc_dtype, device)
         bias_tensors["KB"] = kb
 
+    plain = (bias_kind == kernels.BIAS_NONE and key_bias is None and (
+        (plan.iter, plan.rule) in ((kernels.ITER_ALL, kernels.RULE_NONE),
+                                   (kernels.ITER_CAUSAL, kernels.RULE_CAUSAL))))
+    if kernel == "lowdim" and not (plain and max(e, f) <= 4):
+        raise ValueError("kernel='lowdim' takes e, f <= 4 with no mask but causal and no bias")
+    if kernel == "lowdim" or (kernel == "auto" and pv == "auto" and plain and max(e, f) <= 4):
+        if plan.iter == kernels.ITER_CAUSAL and n != m:
+            raise ValueError(f"causal attention needs n == m, got n={n}, m={m}")
+        return _launch_lowdim(q, k, v, _beta_tensor(beta, B, H, acc_dtype, device), x,
+                              normalization, plan.iter == kernels.ITER_CAUSAL, separate,
+                              epilogue, return_lse, tiles)
+
     use_dot = not f64
     if pv == "fma" and (f > 4 or not use_dot):
         raise ValueError("pv='fma' takes at most 4 value coordinates in 16/32-bit floats")
@@ -279,7 +316,7 @@ def fused_attention(
         raise ValueError(f"causal and anchored masks need n == m, got n={n}, m={m}")
 
     scalars = {"n": n, "m": m, "H": H, "GROUP": H // G, "blk": max(plan.block, 1),
-               "inv_m": 1.0 / m, "n_bucket": _bucket(n) * 64 + _bucket(B * (H if separate
+               "n_bucket": _bucket(n) * 64 + _bucket(B * (H if separate
                                                                             else 1)),
                "m_bucket": _bucket(m)}
     constexprs = {"E": e, "F": f, "EP": _pow2(e, 16), "FP": _pow2(f, 8 if use_dot else 1),
@@ -310,6 +347,47 @@ def fused_attention(
             return (triton.cdiv(n, meta["BLOCK_M"]), B, programs_h)
 
         _kernel(_family(dtype, e, f))[grid](**launch)
+    return (out, lse) if return_lse else out
+
+
+def _launch_lowdim(q, k, v, beta_t, x, normalization: str, causal: bool, separate: bool,
+                   epilogue: str | None, return_lse: bool, tiles: Tiles | None):
+    """``fused_attention`` through ``lowdim.lowdim_kernel`` (arguments already checked)."""
+    B, H, n, e = q.shape
+    G, m, f = k.shape[1], k.shape[2], v.shape[3]
+    f64 = q.dtype == torch.float64
+    acc_dtype = torch.float64 if f64 else torch.float32
+    out = torch.empty((B, H, n, f) if separate else (B, n, f), dtype=q.dtype, device=q.device)
+    lse = torch.empty((B, H, n), dtype=acc_dtype, device=q.device) if return_lse else None
+    kmax = torch.linalg.vector_norm(k.to(acc_dtype), dim=-1).amax(dim=2)  # (B|1, G)
+    strides = _strides(q, k, v, x, out, lse, beta_t, separate)
+    for name in ("skbb", "skbh", "skbn", "smb", "smh", "smn", "smm", "snb", "snq", "sib", "siq"):
+        del strides[name]
+    strides.update(skmb=kmax.stride(0) if kmax.shape[0] > 1 else 0, skmg=kmax.stride(1))
+    launch = {"Q": q, "K": k, "V": v, "X": x if x is not None else out, "OUT": out,
+              "LSE": lse if lse is not None else kmax, "BETA": beta_t, "KMAX": kmax,
+              **strides, "n": n, "m": m, "H": H, "GROUP": H // G,
+              "n_bucket": _bucket(n) * 64 + _bucket(B * (H if separate else 1)),
+              "m_bucket": _bucket(m), "E": e, "F": f, "NORM": NORMS[normalization],
+              "CAUSAL": causal, "EPILOGUE": EPILOGUES[epilogue], "SEPARATE": separate,
+              "HEAD_LOOP": not separate and H > 1, "WRITE_LSE": lse is not None,
+              "V_IS_K": v is k or (v.data_ptr() == k.data_ptr() and v.shape == k.shape
+                                   and v.stride() == k.stride()),
+              "FAST_EXP": lowdim.FAST_EXP and not (f64 or kernels.INTERPRET),
+              "ACC_F64": f64}
+    programs_h = H if separate else 1
+    if tiles is None and kernels.INTERPRET:
+        tiles = INTERPRET_TILES
+    if tiles is not None:
+        grid = (triton.cdiv(n, tiles.block_m), B, programs_h)
+        lowdim.lowdim_kernel[grid](**launch, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
+                                   num_warps=tiles.num_warps, num_stages=tiles.num_stages)
+    else:
+
+        def grid(meta):
+            return (triton.cdiv(n, meta["BLOCK_M"]), B, programs_h)
+
+        _lowdim_kernel()[grid](**launch)
     return (out, lse) if return_lse else out
 
 

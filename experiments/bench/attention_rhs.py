@@ -172,11 +172,13 @@ def _work(case: Case, op: str) -> dict[str, float]:
 def _gpu_implementations() -> tuple[Implementation, ...]:
     """The paths added on CUDA (``Suite.for_device``); the fused one first: the reference
     for agreement and the path set against the limit."""
-    from experiments.bench.gpu import dense_torch, fused
+    from experiments.bench.gpu import dense_torch, fused, fused_online
 
     return (
         Implementation("triton-fused", "default", "fused Triton field (dynamics.gpu), CUDA",
                        fused, devices=("cuda",)),
+        Implementation("triton-online", "baseline", "the fused field on the online-softmax "
+                       "kernel", fused_online, devices=("cuda",)),
         Implementation("torch-dense", "baseline", "torch on the GPU: n x n scores, softmax, "
                        "matmul, projection", dense_torch, stores_dense=True, devices=("cuda",)),
     )
@@ -206,6 +208,7 @@ SUITE = Suite(
         Ratio("fused/SDPA", "triton-fused", "sdpa", "<= 0.5 at n = 65536, d <= 16, float32"),
         Ratio("fused/default-torch", "triton-fused", "default-torch", "<= 1"),
         Ratio("dense/fused", "torch-dense", "triton-fused", ">= 1"),
+        Ratio("fused/online", "triton-fused", "triton-online", "<= 1"),
     ),
     grid=Grid(n=(256, 1024, 4096, 16384), d=(3, 64), dtypes=("float32", "float64")),
     quick=Grid(n=(256, 1024), d=(3, 64), dtypes=("float32", "float64")),

@@ -2,6 +2,8 @@
 
 * ``fused``           - the package's fused field (``dynamics.gpu.fuse(SA(beta))``): one
                         Triton launch per right-hand side, as ``simulate`` runs on CUDA;
+* ``fused_online``    - the same field forced onto the online-softmax kernel (at d <= 4 the
+                        default is the low-dimensional kernel, ``attention/triton/lowdim.py``);
 * ``dense_torch``     - the materialised version on the GPU: the (batch, n, n) scores,
                         softmax in place, matmul, projection (one n x n buffer);
 * ``padded_sdpa_rhs`` - torch SDPA + projection. SDPA's memory-efficient kernel needs the
@@ -12,8 +14,11 @@
                         (cuBLAS, 8192^3) and the exp2 rate of the special-function units (a
                         Triton kernel of independent exp2 chains in registers).
 
-The limit of one right-hand side uses the TF32 rate / 3 (the fused kernel's float32
-products are three TF32 products, "tf32x3") and the exp2 rate.
+The limit of one right-hand side uses the TF32 rate / 3 (the online kernel's float32
+products are three TF32 products, "tf32x3") and the exp2 rate. At d <= 4 the fused path
+is the low-dimensional kernel, whose products are float32 FMAs: there the exp2 rate alone
+(n^2 / rate) is its floor, and the issue rate of about 8.5 instructions per pair
+(n^2 * 8.5 / (SMs * 128 * clock)) a second one of the same size.
 """
 
 from __future__ import annotations
@@ -33,13 +38,18 @@ def _tokens(case: Case, x0: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x0.astype(case.dtype)).to(case.device)
 
 
-def fused(case: Case, x0: np.ndarray):
+def fused(case: Case, x0: np.ndarray, kernel: str = "auto"):
     from dynamics.gpu import fuse
 
     x = _tokens(case, x0)
-    field = fuse(SA(case.beta)).on(x)
+    field = fuse(SA(case.beta), kernel=kernel).on(x)
     scheme = ClassicalRK4()
     return {"rhs": lambda: field(0.0, x), "rk4": lambda: scheme.step(field, 0.0, x, case.h)}
+
+
+def fused_online(case: Case, x0: np.ndarray):
+    """The fused field forced onto the FlashAttention (online-softmax) kernel."""
+    return fused(case, x0, kernel="online")
 
 
 def _dense_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:

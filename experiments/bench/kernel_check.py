@@ -1,13 +1,16 @@
 """Correctness of the Triton kernels on a GPU: ``python -m experiments.bench.kernel_check``.
 
-Every tile configuration of every kernel family, every input dtype (float32, bf16, fp16
-at d in {2, 3, 16, 64, 128}; float64 at d <= 64), both ways of forming the weighted sum
-of the values, and the float32 dot precisions, against the
+Every tile configuration of every kernel family (the online-softmax families and the
+low-dimensional kernel), every input dtype (float32, bf16, fp16 at d in {2, 3, 16, 64,
+128}; float64 at d <= 64), both ways of forming the weighted sum of the values, the
+float32 dot precisions, and the low-dimensional kernel's shift (normalisations, large
+beta, a key far longer than the others, which forces its exact first pass), against the
 materialised float64 reference computed on the same device. Inputs are fresh random
 draws. Before each launch the allocator's free memory is filled with NaN (a large NaN
 tensor is allocated and released, so the kernel's ``torch.empty`` output reuses it): an
 element the kernel fails to write stays NaN and fails the check. Prints one table and
 exits 1 on any failure. Sizes are ragged (n = 1000, not a multiple of any tile).
+``--only GROUP ...`` runs some groups (tiles, lowdim, dtypes, pv, precision).
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ TOLERANCE = {torch.float64: 1e-12, torch.float32: 5e-6, torch.float16: 4e-3,
              torch.bfloat16: 3e-2}
 
 
-def _reference(q, k, v, beta, causal, x=None):
+def _reference(q, k, v, beta, causal, x=None, normalization="softmax"):
     from attention.reference import attend
 
     H, G = q.shape[1], k.shape[1]
     k = k.repeat_interleave(H // G, dim=1).double()
     v = v.repeat_interleave(H // G, dim=1).double()
-    out = attend(q.double(), k, v, beta, causal=causal)
+    out = attend(q.double(), k, v, beta, causal=causal, normalization=normalization)
     if x is None:
         return out
     drive = out.sum(1)
@@ -50,15 +53,22 @@ def _inputs(rng, B, H, G, n, d, dtype, device):
     return draw(B, H, n, d, scale=0.6), draw(B, G, n, d, scale=0.6), draw(B, G, n, d)
 
 
-def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None) -> list[tuple]:
-    """All checks; rows (group, case, dtype, error, tolerance, ok, seconds), each also
-    passed to ``log`` as it completes."""
+GROUPS = ("tiles", "lowdim", "dtypes", "pv", "precision")
+
+
+def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None,
+        groups: tuple[str, ...] = GROUPS) -> list[tuple]:
+    """The checks of ``groups``; rows (group, case, dtype, error, tolerance, ok, seconds),
+    each also passed to ``log`` as it completes."""
     from attention.triton import FAMILIES, flow_rhs, fused_attention
+    from attention.triton.launch import LOWDIM_TILES
 
     rng = np.random.default_rng(seed)
     rows = []
 
     def check(group, case, dtype, fn, ref, tol):
+        if group not in groups:
+            return
         poison = torch.full((1 << 26,), float("nan"), device=device)
         del poison
         start = time.perf_counter()
@@ -82,8 +92,30 @@ def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None) -> list[tu
                 check("tiles", f"{family} {tiles.block_m}x{tiles.block_n} w{tiles.num_warps} "
                       f"causal={causal}", dtype,
                       lambda q=q, k=k, v=v, c=causal, t=tiles, p=precision: fused_attention(
-                          q, k, v, 0.9, causal=c, tiles=t, precision=p),
+                          q, k, v, 0.9, causal=c, tiles=t, precision=p, kernel="online"),
                       _reference(q, k, v, 0.9, causal), TOLERANCE[dtype])
+    for tiles in LOWDIM_TILES:
+        for causal in (False, True):
+            q, k, v = _inputs(rng, 2, 2, 1, n, 3, torch.float32, device)
+            check("lowdim", f"{tiles.block_m}x{tiles.block_n} w{tiles.num_warps} causal={causal}",
+                  torch.float32, lambda q=q, k=k, v=v, c=causal, t=tiles: fused_attention(
+                      q, k, v, 0.9, causal=c, tiles=t, kernel="lowdim"),
+                  _reference(q, k, v, 0.9, causal), TOLERANCE[torch.float32])
+    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        for d in (2, 3, 4):
+            for normalization in ("softmax", "usa"):
+                q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
+                check("lowdim", f"d={d} {normalization}", dtype,
+                      lambda q=q, k=k, v=v, z=normalization: fused_attention(
+                          q, k, v, 1.3, normalization=z, kernel="lowdim"),
+                      _reference(q, k, v, 1.3, False, normalization=normalization),
+                      TOLERANCE[dtype])
+    for beta in (30.0, 300.0):
+        q, k, v = _inputs(rng, 2, 2, 1, n, 3, torch.float32, device)
+        k[:, :, 7] *= 40.0  # one long key: the bound U_i is far above every row maximum
+        check("lowdim", f"d=3 beta={beta:g}, one key 40x longer", torch.float32,
+              lambda q=q, k=k, v=v, b=beta: fused_attention(q, k, v, b, kernel="lowdim"),
+              _reference(q, k, v, beta, False), TOLERANCE[torch.float32] * (1 + beta))
     for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
         for d in (2, 3, 16, 64, 128) if dtype != torch.float64 else (2, 3, 16, 64):
             q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
@@ -119,7 +151,12 @@ def main() -> int:
 
     print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"triton {triton.__version__}")
-    rows = run(log=lambda row: print(
+    groups = tuple(sys.argv[sys.argv.index("--only") + 1:]) if "--only" in sys.argv else GROUPS
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        print(f"unknown groups {sorted(unknown)}; choose from {GROUPS}", file=sys.stderr)
+        return 2
+    rows = run(groups=groups, log=lambda row: print(
         f"{row[0]:9s} {row[1]:40s} {row[2]:8s} {row[3]:.1e} (tol {row[4]:.0e}) "
         f"{'ok' if row[5] else 'FAIL'} {row[6]:.1f}s", flush=True))
     from experiments.bench.report import markdown_table
