@@ -219,9 +219,15 @@ class InitialConfig:
 METHODS = ("authors", "euler", "rk4", "dopri5", "tsit5")
 
 
+ENGINES = ("auto", "native", "triton", "triton-graphs")  # dynamics.simulate's, less diffrax
+
+
 @dataclass(frozen=True)
 class IntegratorConfig:
-    """``dynamics.simulate`` options. Fixed-step methods need dt; adaptive ones use rtol/atol."""
+    """``dynamics.simulate`` options. Fixed-step methods need dt; adaptive ones use rtol/atol.
+    engine: "auto" (the fused Triton field on CUDA tensors), "native", or "triton" /
+    "triton-graphs" to require the fused field (torch backend; CPU tensors only under
+    TRITON_INTERPRET=1)."""
 
     method: Literal["authors", "euler", "rk4", "dopri5", "tsit5"] = "rk4"
     dt: float = 0.0
@@ -229,8 +235,11 @@ class IntegratorConfig:
     atol: float = 1e-9
     max_steps: int = 100_000
     reduce: Literal["auto", "off"] = "auto"
+    engine: Literal["auto", "native", "triton", "triton-graphs"] = "auto"
 
     def __post_init__(self) -> None:
+        require(self.engine in ENGINES, "integrator.engine",
+                f"must be one of {ENGINES}, got {self.engine!r}")
         fixed = self.method in ("authors", "euler", "rk4")
         if fixed:
             require(self.dt > 0, "integrator.dt", f"method {self.method!r} needs dt > 0")
@@ -243,6 +252,8 @@ class IntegratorConfig:
     def simulate_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"method": self.method, "max_steps": self.max_steps,
                                   "reduce": "auto" if self.reduce == "auto" else False}
+        if self.engine != "auto":
+            kwargs["engine"] = self.engine
         if self.method in ("authors", "euler", "rk4"):
             kwargs["dt"] = self.dt
         else:
@@ -378,6 +389,9 @@ def parse_config(data: Mapping[str, Any], *, expect: str | None = None) -> Study
     )
     entry.validate(config)
     _check_initial(config)
+    if config.integrator.engine.startswith("triton"):
+        require(config.compute.backend == "torch", "integrator.engine",
+                f"engine {config.integrator.engine!r} needs compute.backend = 'torch'")
     kind.validate(config)
     return config
 
