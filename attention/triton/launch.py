@@ -278,17 +278,21 @@ def fused_attention(
         kb, kb_strides = key_bias_tensor(key_bias, B, H, m, acc_dtype, device)
         bias_tensors["KB"] = kb
 
+    if plan.iter == kernels.ITER_CAUSAL and n != m:
+        raise ValueError(f"causal and anchored masks need n == m, got n={n}, m={m}")
+    beta_t = _beta_tensor(beta, B, H, acc_dtype, device)
+    out = torch.empty((B, H, n, f) if separate else (B, n, f), dtype=dtype, device=device)
+    lse = torch.empty((B, H, n), dtype=acc_dtype, device=device) if return_lse else None
+
     plain = (bias_kind == kernels.BIAS_NONE and key_bias is None and (
         (plan.iter, plan.rule) in ((kernels.ITER_ALL, kernels.RULE_NONE),
                                    (kernels.ITER_CAUSAL, kernels.RULE_CAUSAL))))
     if kernel == "lowdim" and not (plain and max(e, f) <= 4):
         raise ValueError("kernel='lowdim' takes e, f <= 4 with no mask but causal and no bias")
     if kernel == "lowdim" or (kernel == "auto" and pv == "auto" and plain and max(e, f) <= 4):
-        if plan.iter == kernels.ITER_CAUSAL and n != m:
-            raise ValueError(f"causal attention needs n == m, got n={n}, m={m}")
-        return _launch_lowdim(q, k, v, _beta_tensor(beta, B, H, acc_dtype, device), x,
-                              normalization, plan.iter == kernels.ITER_CAUSAL, separate,
-                              epilogue, return_lse, tiles)
+        _launch_lowdim(q, k, v, x, out, lse, beta_t, normalization,
+                       plan.iter == kernels.ITER_CAUSAL, epilogue, tiles)
+        return (out, lse) if return_lse else out
 
     use_dot = not f64
     if pv == "fma" and (f > 4 or not use_dot):
@@ -296,12 +300,8 @@ def fused_attention(
     pv_fma = pv == "fma" or (pv == "auto" and use_dot and f <= 4 and dtype == torch.float32)
     upcast = use_dot and kernels.INTERPRET and dtype in (torch.bfloat16, torch.float16)
     prescale = f64 or not use_dot or dtype == torch.float32
-    shape = (B, H, n, f) if separate else (B, n, f)
-    out = torch.empty(shape, dtype=dtype, device=device)
-    lse = torch.empty((B, H, n), dtype=acc_dtype, device=device) if return_lse else None
     dummy_f = torch.zeros(1, dtype=acc_dtype, device=device)
     dummy_i = torch.zeros(1, dtype=torch.int32, device=device)
-    beta_t = _beta_tensor(beta, B, H, acc_dtype, device)
 
     tensors = {"Q": q, "K": k, "V": v, "X": x if x is not None else out, "OUT": out,
                "LSE": lse if lse is not None else dummy_f, "BETA": beta_t, "KB": dummy_f,
@@ -312,13 +312,9 @@ def fused_attention(
     strides = _strides(q, k, v, x, out, lse, beta_t, separate)
     strides.update(kb_strides)
     strides.update(plan.strides)
-    if plan.iter == kernels.ITER_CAUSAL and n != m:
-        raise ValueError(f"causal and anchored masks need n == m, got n={n}, m={m}")
 
     scalars = {"n": n, "m": m, "H": H, "GROUP": H // G, "blk": max(plan.block, 1),
-               "n_bucket": _bucket(n) * 64 + _bucket(B * (H if separate
-                                                                            else 1)),
-               "m_bucket": _bucket(m)}
+               **_buckets(n, m, B, H, separate)}
     constexprs = {"E": e, "F": f, "EP": _pow2(e, 16), "FP": _pow2(f, 8 if use_dot else 1),
                   "NORM": NORMS[normalization], "ITER": plan.iter, "RULE": plan.rule,
                   "BIAS": bias_kind, "KEY_BIAS": key_bias is not None,
@@ -327,39 +323,48 @@ def fused_attention(
                   "WRITE_LSE": lse is not None, "USE_DOT": use_dot, "PRESCALE": prescale,
                   "UPCAST": upcast, "PRECISION": precision, "ACC_F64": f64,
                   "PV_FMA": pv_fma}
-    programs_h = H if separate else 1
     launch = {**tensors, **strides, **scalars, **constexprs}
+    step_m = None
     if plan.iter == kernels.ITER_LISTS:
         size = _pow2(plan.block, 16)
-        tiles = Tiles(size, size, 4, 1)
-    elif tiles is None and kernels.INTERPRET:
-        tiles = INTERPRET_TILES
-    if tiles is not None:
-        if tiles.block_m % tiles.block_n and plan.iter == kernels.ITER_CAUSAL:
-            raise ValueError("the causal band needs block_m to be a multiple of block_n")
-        step_m = plan.block if plan.iter == kernels.ITER_LISTS else tiles.block_m
-        grid = (triton.cdiv(n, step_m), B, programs_h)
-        kernels.attention_kernel[grid](**launch, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
-                                       num_warps=tiles.num_warps, num_stages=tiles.num_stages)
-    else:
-
-        def grid(meta):
-            return (triton.cdiv(n, meta["BLOCK_M"]), B, programs_h)
-
-        _kernel(_family(dtype, e, f))[grid](**launch)
+        tiles, step_m = Tiles(size, size, 4, 1), plan.block
+    if tiles is not None and tiles.block_m % tiles.block_n and plan.iter == kernels.ITER_CAUSAL:
+        raise ValueError("the causal band needs block_m to be a multiple of block_n")
+    _run(kernels.attention_kernel, lambda: _kernel(_family(dtype, e, f)), launch, tiles,
+         (n, B, H if separate else 1), step_m)
     return (out, lse) if return_lse else out
 
 
-def _launch_lowdim(q, k, v, beta_t, x, normalization: str, causal: bool, separate: bool,
-                   epilogue: str | None, return_lse: bool, tiles: Tiles | None):
-    """``fused_attention`` through ``lowdim.lowdim_kernel`` (arguments already checked)."""
+def _buckets(n: int, m: int, B: int, H: int, separate: bool) -> dict[str, int]:
+    """The autotuning keys for the problem size: log2 of queries and programs, of keys."""
+    return {"n_bucket": _bucket(n) * 64 + _bucket(B * (H if separate else 1)),
+            "m_bucket": _bucket(m)}
+
+
+def _run(jit_kernel, autotuned, launch: dict, tiles: Tiles | None,
+         programs: tuple[int, int, int], step_m: int | None = None) -> None:
+    """Launch ``jit_kernel`` with ``tiles`` (in the interpreter: ``INTERPRET_TILES``), or
+    ``autotuned()`` over its configurations. programs: (rows n, batch, heads) of the grid;
+    a program covers ``step_m`` rows (default BLOCK_M)."""
+    n, B, heads = programs
+    if tiles is None and kernels.INTERPRET:
+        tiles = INTERPRET_TILES
+    if tiles is not None:
+        grid = (triton.cdiv(n, step_m or tiles.block_m), B, heads)
+        jit_kernel[grid](**launch, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
+                         num_warps=tiles.num_warps, num_stages=tiles.num_stages)
+    else:
+        autotuned()[lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), B, heads)](**launch)
+
+
+def _launch_lowdim(q, k, v, x, out, lse, beta_t, normalization: str, causal: bool,
+                   epilogue: str | None, tiles: Tiles | None) -> None:
+    """``fused_attention`` through ``lowdim.lowdim_kernel`` into ``out`` (and ``lse``)."""
     B, H, n, e = q.shape
     G, m, f = k.shape[1], k.shape[2], v.shape[3]
+    separate = out.ndim == 4
     f64 = q.dtype == torch.float64
-    acc_dtype = torch.float64 if f64 else torch.float32
-    out = torch.empty((B, H, n, f) if separate else (B, n, f), dtype=q.dtype, device=q.device)
-    lse = torch.empty((B, H, n), dtype=acc_dtype, device=q.device) if return_lse else None
-    kmax = torch.linalg.vector_norm(k.to(acc_dtype), dim=-1).amax(dim=2)  # (B|1, G)
+    kmax = torch.linalg.vector_norm(k.to(beta_t.dtype), dim=-1).amax(dim=2)  # (B|1, G)
     strides = _strides(q, k, v, x, out, lse, beta_t, separate)
     for name in ("skbb", "skbh", "skbn", "smb", "smh", "smn", "smm", "snb", "snq", "sib", "siq"):
         del strides[name]
@@ -367,28 +372,14 @@ def _launch_lowdim(q, k, v, beta_t, x, normalization: str, causal: bool, separat
     launch = {"Q": q, "K": k, "V": v, "X": x if x is not None else out, "OUT": out,
               "LSE": lse if lse is not None else kmax, "BETA": beta_t, "KMAX": kmax,
               **strides, "n": n, "m": m, "H": H, "GROUP": H // G,
-              "n_bucket": _bucket(n) * 64 + _bucket(B * (H if separate else 1)),
-              "m_bucket": _bucket(m), "E": e, "F": f, "NORM": NORMS[normalization],
+              **_buckets(n, m, B, H, separate), "E": e, "F": f, "NORM": NORMS[normalization],
               "CAUSAL": causal, "EPILOGUE": EPILOGUES[epilogue], "SEPARATE": separate,
               "HEAD_LOOP": not separate and H > 1, "WRITE_LSE": lse is not None,
-              "V_IS_K": v is k or (v.data_ptr() == k.data_ptr() and v.shape == k.shape
-                                   and v.stride() == k.stride()),
+              "V_IS_K": (v.data_ptr() == k.data_ptr() and v.shape == k.shape
+                         and v.stride() == k.stride()),
               "FAST_EXP": lowdim.FAST_EXP and not (f64 or kernels.INTERPRET),
               "ACC_F64": f64}
-    programs_h = H if separate else 1
-    if tiles is None and kernels.INTERPRET:
-        tiles = INTERPRET_TILES
-    if tiles is not None:
-        grid = (triton.cdiv(n, tiles.block_m), B, programs_h)
-        lowdim.lowdim_kernel[grid](**launch, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
-                                   num_warps=tiles.num_warps, num_stages=tiles.num_stages)
-    else:
-
-        def grid(meta):
-            return (triton.cdiv(n, meta["BLOCK_M"]), B, programs_h)
-
-        _lowdim_kernel()[grid](**launch)
-    return (out, lse) if return_lse else out
+    _run(lowdim.lowdim_kernel, _lowdim_kernel, launch, tiles, (n, B, H if separate else 1))
 
 
 def pairwise_extreme(x: torch.Tensor, largest: bool = False) -> torch.Tensor:

@@ -50,31 +50,28 @@ def _exp2(x, FAST_EXP: tl.constexpr):
 
 
 @triton.jit
+def _load(ptr, ok, ACC: tl.constexpr, MASKED: tl.constexpr):
+    if MASKED:
+        return tl.load(ptr, mask=ok, other=0.0).to(ACC)
+    else:
+        return tl.load(ptr).to(ACC)
+
+
+@triton.jit
 def _coords(base, idx64, s_row, s_col, ok, D: tl.constexpr, ACC: tl.constexpr,
             MASKED: tl.constexpr = True):
     """The first four coordinates of rows idx (0 beyond D, and where not ok if MASKED)."""
-    if MASKED:
-        c0 = tl.load(base + idx64 * s_row, mask=ok, other=0.0).to(ACC)
-    else:
-        c0 = tl.load(base + idx64 * s_row).to(ACC)
+    row = base + idx64 * s_row
+    c0 = _load(row, ok, ACC, MASKED)
     c1 = c0 * 0
     c2 = c0 * 0
     c3 = c0 * 0
     if D > 1:
-        if MASKED:
-            c1 = tl.load(base + idx64 * s_row + s_col, mask=ok, other=0.0).to(ACC)
-        else:
-            c1 = tl.load(base + idx64 * s_row + s_col).to(ACC)
+        c1 = _load(row + s_col, ok, ACC, MASKED)
     if D > 2:
-        if MASKED:
-            c2 = tl.load(base + idx64 * s_row + 2 * s_col, mask=ok, other=0.0).to(ACC)
-        else:
-            c2 = tl.load(base + idx64 * s_row + 2 * s_col).to(ACC)
+        c2 = _load(row + 2 * s_col, ok, ACC, MASKED)
     if D > 3:
-        if MASKED:
-            c3 = tl.load(base + idx64 * s_row + 3 * s_col, mask=ok, other=0.0).to(ACC)
-        else:
-            c3 = tl.load(base + idx64 * s_row + 3 * s_col).to(ACC)
+        c3 = _load(row + 3 * s_col, ok, ACC, MASKED)
     return c0, c1, c2, c3
 
 
@@ -212,24 +209,20 @@ def _head(h, b, start_m, rows, row_ok, Q, K, V, KMAX, BETA,
     a1 = l
     a2 = l
     a3 = l
-    if CAUSAL:  # the key tiles wholly below the query tile's rows, then the diagonal band
-        below = (start_m // BLOCK_N) * BLOCK_N
-        l, a0, a1, a2, a3 = _sweep(l, a0, a1, a2, a3, q0, q1, q2, q3, shift, k_base, v_base, 0,
-                                   below, rows, m, skn, ske, svn, svf, E, F, V_IS_K, FAST_EXP,
-                                   ACC, BLOCK_N)
-        for j0 in range(below, tl.minimum(start_m + BLOCK_M, m), BLOCK_N):
-            l, a0, a1, a2, a3 = _masked_tile(l, a0, a1, a2, a3, q0, q1, q2, q3, shift, k_base,
-                                             v_base, j0, rows, m, skn, ske, svn, svf, E, F, True,
-                                             V_IS_K, FAST_EXP, ACC, BLOCK_N)
+    # whole key tiles unmasked, then the masked rest: the ragged end, or the causal band
+    if CAUSAL:
+        swept = (start_m // BLOCK_N) * BLOCK_N
+        end = tl.minimum(start_m + BLOCK_M, m)
     else:
-        m_full = (m // BLOCK_N) * BLOCK_N
-        l, a0, a1, a2, a3 = _sweep(l, a0, a1, a2, a3, q0, q1, q2, q3, shift, k_base, v_base, 0,
-                                   m_full, rows, m, skn, ske, svn, svf, E, F, V_IS_K, FAST_EXP,
-                                   ACC, BLOCK_N)
-        if m_full < m:
-            l, a0, a1, a2, a3 = _masked_tile(l, a0, a1, a2, a3, q0, q1, q2, q3, shift, k_base,
-                                             v_base, m_full, rows, m, skn, ske, svn, svf, E, F,
-                                             False, V_IS_K, FAST_EXP, ACC, BLOCK_N)
+        swept = (m // BLOCK_N) * BLOCK_N
+        end = m
+    l, a0, a1, a2, a3 = _sweep(l, a0, a1, a2, a3, q0, q1, q2, q3, shift, k_base, v_base, 0,
+                               swept, rows, m, skn, ske, svn, svf, E, F, V_IS_K, FAST_EXP, ACC,
+                               BLOCK_N)
+    for j0 in range(swept, end, BLOCK_N):
+        l, a0, a1, a2, a3 = _masked_tile(l, a0, a1, a2, a3, q0, q1, q2, q3, shift, k_base,
+                                         v_base, j0, rows, m, skn, ske, svn, svf, E, F, CAUSAL,
+                                         V_IS_K, FAST_EXP, ACC, BLOCK_N)
     l_i = tl.sum(l, 1)
     if NORM == 0:
         scale = 1.0 / tl.where(l_i > 0, l_i, 1.0)

@@ -7,35 +7,28 @@ exponential (``ex2.approx.ftz``) and with ``tl.exp2``; ``large`` - n = 2^20: the
 default and the tile shapes, the online kernel, bf16 inputs, d = 2 and 4, causal, USA,
 batch; errors there on random rows against float64. One JSON line per measurement on
 stdout, and appended to ``--out FILE`` when given. Points are uniform on the sphere,
-beta = 1 unless stated; times are medians of synchronised wall-clock runs.
+beta = 1 unless stated; times are medians of synchronised wall-clock runs after a warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
 from attention.triton import Tiles, flow_rhs, lowdim
 from attention.triton.launch import LOWDIM_TILES
+from experiments.bench.timing import measure
 
 STAGES = ("accuracy", "tiles", "large")
 EXTRA_TILES = (Tiles(64, 16, 2, 1), Tiles(32, 32, 1, 1), Tiles(64, 64, 4, 1))
 
 
 def _median_s(fn, repeats: int) -> float:
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    """Median seconds per call after a warm-up, synchronised (``experiments.bench.timing``)."""
+    timings, _ = measure({"call": fn}, repeats, pause_s=0.0, sync=torch.cuda.synchronize)
+    return timings["call"].median_s
 
 
 def _sphere(B: int, n: int, d: int, dtype=torch.float32, seed: int = 0) -> torch.Tensor:
