@@ -1,6 +1,7 @@
 """attention: attention operators, defined once for numpy, torch and JAX.
 
-The reference (``attend``, ``attention_weights``) and its fast paths (``attend_fast``);
+The reference (``attend``, ``attention_weights``) and its fast paths, in one table
+(``attention.router``: ``ROUTES``, ``PATHS``; ``attend_fast``, ``grouped_attention``);
 the operator layer (``Operator``: heads, mask, bias, normalisation, KV cache) with every
 variant of the spec by name (``OperatorConfig``, ``build``), its masks in dense and block
 form, KV accounting, and a torch layer (``AttentionLayer``, loaded on first use).
@@ -9,8 +10,6 @@ form, KV accounting, and a torch layer (``AttentionLayer``, loaded on first use)
 from attention.accounting import kv_bytes, kv_elements, param_count, ter_slsd
 from attention.anchored import AnchorMask, anchored_decode, stack_forward
 from attention.config import VARIANTS, OperatorConfig, assemble, build, init_params
-from attention.core import grouped_attention, grouped_weights
-from attention.dispatch import attend_fast
 from attention.masks import (
     CAUSAL,
     FULL,
@@ -33,9 +32,16 @@ from attention.positional import (
     harmonic_slopes,
 )
 from attention.prflash import PrFlashMask, expected_work, geometric, given, harmonic, window
-from attention.reference import attend, attend_chunked, attention_weights, causal_mask, scores
+from attention.reference import (
+    attend,
+    attend_chunked,
+    attention_weights,
+    causal_mask,
+    grouped_weights,
+    scores,
+)
+from attention.router import PATHS, ROUTES, attend_fast, grouped_attention
 from attention.ssd import StateSpaceDuality
-from attention.variant_flows import Ensemble, parse_variant
 from attention.variants.dma import evicting_decode
 
 _LAZY = {"AttentionLayer": "attention.layer"}
@@ -53,6 +59,8 @@ def __getattr__(name: str):
 __all__ = [
     "CAUSAL",
     "FULL",
+    "PATHS",
+    "ROUTES",
     "VARIANTS",
     "AnchorMask",
     "AttentionLayer",
@@ -60,7 +68,6 @@ __all__ = [
     "Causal",
     "DenseMask",
     "DistanceBias",
-    "Ensemble",
     "Full",
     "KVCache",
     "Operator",
@@ -94,7 +101,6 @@ __all__ = [
     "kv_bytes",
     "kv_elements",
     "param_count",
-    "parse_variant",
     "scores",
     "stack_forward",
     "ter_slsd",

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, namespace
-from attention.masks import Mask, check_positions
+from attention.array_api import Array, namespace
+from attention.masks import KernelPlan, Mask, check_positions, square_positions
 from attention.operator import KVCache, Operator
 
 
@@ -52,6 +52,14 @@ class AnchorMask(Mask):
         same = self.segment(q)[:, None] == self.segment(k)[None, :]
         summary = self.is_anchor(k)[None, :] & ~self.is_anchor(q)[:, None]
         return (k[None, :] <= q[:, None]) & (same | summary)
+
+    def kernel_plan(self, n, m, step=0, batch=1, block=64, causal=False):
+        """The causal band with the anchor rule, reading seg(p), 1[p in A] and cum[p] = #A < p:
+        a tile below the band holding no anchor and no key of the query's segments is skipped."""
+        pos = square_positions(n, m)
+        anc = self.is_anchor(pos).astype(np.int32)
+        return KernelPlan("causal", "anchored", arrays={
+            "SEG": self.segment(pos), "ANC": anc, "ANC_CUM": np.concatenate([[0], np.cumsum(anc)])})
 
     def reduction(self, cache: KVCache, upto: int) -> KVCache:
         """REDUCTION: keep anchors and entries at or after the last anchor <= ``upto``."""

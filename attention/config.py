@@ -24,9 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import from_numpy, rng
+from attention import positional, prflash
+from attention.anchored import AnchorMask
+from attention.array_api import from_numpy, rng
 from attention.masks import CAUSAL, FULL
 from attention.operator import Operator
+from attention.positional import Rope
+from attention.variants.dma import DynamicMaskBias
+from attention.variants.mfa import FactorizedHeads
+from attention.variants.mla import LatentHeads
+from attention.variants.saq import Staircase, StaircaseQuantizer
+from attention.variants.standard import Projections
 
 VARIANTS: tuple[str, ...] = (
     "mha", "gqa", "mqa", "mla", "mfa", "mfa_kr",
@@ -199,8 +207,6 @@ def init_params(config: OperatorConfig, seed: Any = 0) -> dict[str, np.ndarray]:
 
 
 def _distribution(config: OperatorConfig):
-    from attention import prflash
-
     kind, a = config.p, config.p_param
     if kind == "one":
         return prflash.ONE
@@ -213,20 +219,6 @@ def _distribution(config: OperatorConfig):
 def assemble(config: OperatorConfig, params: dict[str, Any]) -> Operator:
     """The operator of ``config`` with the given arrays (numpy, torch or JAX), keyed as
     :func:`init_params` returns them."""
-    from attention.positional import (
-        DistanceBias,
-        Rope,
-        alibi_slopes,
-        harmonic_number,
-        harmonic_slopes,
-        linear_distance,
-    )
-    from attention.variants.dma import DynamicMaskBias
-    from attention.variants.mfa import FactorizedHeads
-    from attention.variants.mla import LatentHeads
-    from attention.variants.saq import Staircase, StaircaseQuantizer
-    from attention.variants.standard import Projections
-
     v = config.variant
     heads_p = {k[6:]: a for k, a in params.items() if k.startswith("heads.")}
     bias_p = {k[5:]: a for k, a in params.items() if k.startswith("bias.")}
@@ -243,22 +235,19 @@ def assemble(config: OperatorConfig, params: dict[str, Any]) -> Operator:
                                 rope=rope, value_from=config.value_from)
     mask: Any = CAUSAL if config.causal else FULL
     if v == "ansan":
-        from attention.anchored import AnchorMask
-
         mask = AnchorMask(config.anchors)
     elif v == "prflash":
-        from attention.prflash import PrFlashMask
-
-        mask = PrFlashMask(_distribution(config), config.block, config.mask_seed,
+        mask = prflash.PrFlashMask(_distribution(config), config.block, config.mask_seed,
                            config.per_member)
     bias: Any = None
     if v == "dma":
         bias = DynamicMaskBias(**bias_p, form=config.dma_form, window=config.window)
     elif v in ("rope_alibi", "alibi"):
-        slopes = {"alibi": alibi_slopes, "harmonic": harmonic_slopes,
+        slopes = {"alibi": positional.alibi_slopes, "harmonic": positional.harmonic_slopes,
                   "zero": lambda h: np.zeros(h)}[config.slopes](config.heads)
-        g = linear_distance if (v == "alibi" or config.distance == "linear") else harmonic_number
-        bias = DistanceBias(slopes, g)
+        linear = v == "alibi" or config.distance == "linear"
+        g = positional.linear_distance if linear else positional.harmonic_number
+        bias = positional.DistanceBias(slopes, g)
     normalization = config.normalization or ("sinkhorn" if v == "sinkhorn" else "softmax")
     quantizer = None
     if v == "saq":

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array
+from attention.array_api import Array
 from attention.masks import BlockLayout
 
 

@@ -1,4 +1,4 @@
-"""Attention masks: which keys each query may see, in a dense form and a block form.
+"""Masks and biases: which keys each query may see, what is added to its scores.
 
 A mask says M_ij = 1 when query i may attend key j. It is index structure, so it is
 built on the host (numpy booleans) from the token *positions* of the queries and keys
@@ -14,19 +14,24 @@ Every mask object has
   query block, the key blocks that are *full* (every entry allowed: no elementwise
   mask needed) and those that are *partial* (the elementwise mask is applied there).
   Absent blocks are skipped. This is FlexAttention's ``BlockMask`` (kv_num_blocks /
-  kv_indices and their full_* twins) and the tile lists of a Triton kernel.
+  kv_indices and their full_* twins) and the tile lists of a Triton kernel;
+* ``kernel_plan(n, m, step, batch, block, causal)`` - how a fused kernel walks the tiles
+  over positions 0..n-1 and masks them (:class:`KernelPlan`, host data only);
+* flags ``causal`` (it is the causal mask), ``random`` (resampled per step), ``per_member``.
 
-No mask may leave a query row with nothing to attend: :func:`check_rows` raises.
+A bias b^h_ij (:class:`Bias`) has ``values`` (dense), ``kernel_bias`` (:class:`KernelBias`)
+and, when ``restricts``, ``restrict`` (DMA's top-w narrows the mask). No mask may leave a
+query row with nothing to attend: :func:`check_rows` raises.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, is_jax, is_torch
+from attention.array_api import Array, asarray_like, is_jax, is_torch
 
 
 def positions(n: int) -> np.ndarray:
@@ -145,20 +150,41 @@ class BlockLayout:
         return (*pack(self.partial), *pack(self.full))
 
 
+def square_positions(n: int, m: int) -> np.ndarray:
+    """Positions 0..n-1 of a kernel plan, which needs as many keys as queries."""
+    if n != m:
+        raise ValueError(f"mask objects need as many keys as queries, got n={n}, m={m}")
+    return np.arange(n)
+
+
 def check_block(block: int) -> int:
     if not isinstance(block, (int, np.integer)) or isinstance(block, bool) or block < 1:
         raise ValueError(f"block size must be a positive integer, got {block!r}")
     return int(block)
 
 
+@dataclass(frozen=True)
+class KernelPlan:
+    """How a fused kernel visits key tiles (``visit``: "all", "causal" band, "lists" of
+    ``layouts``, shared or per batch member) and the rule on tiles that need one (``rule``:
+    "none", "causal", "anchored" (reads SEG, ANC, ANC_CUM), "dense" (reads MASK (..., n, m)))."""
+
+    visit: str = "all"
+    rule: str = "none"
+    layouts: tuple[BlockLayout, ...] = ()
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+
 # -- masks -------------------------------------------------------------------------------
 
 
 class Mask:
-    """Base class: subclasses define ``allowed``; the block form defaults to tiling it."""
+    """Base class: subclasses define ``allowed``; the block form and the kernel plan
+    default to tiling it."""
 
     random: ClassVar[bool] = False
     causal: ClassVar[bool] = False
+    per_member: ClassVar[bool] = False
 
     def allowed(self, q_pos: Any, k_pos: Any, step: Any = 0) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -169,6 +195,19 @@ class Mask:
             raise ValueError("a block layout is built for one step at a time (an integer step)")
         return BlockLayout.from_dense(allowed, block)
 
+    def kernel_plan(self, n: int, m: int, step: Any = 0, batch: int = 1, block: int = 64,
+                    causal: bool = False) -> KernelPlan:
+        """Block lists of the tiled dense mask (ANDed with the causal one when ``causal``),
+        the table applied on partial tiles; per-member masks are a table on every tile."""
+        pos = square_positions(n, m)
+        allowed = self.allowed(pos, pos, step)
+        if causal:
+            allowed = allowed & np.tri(n, m, dtype=bool)
+        if allowed.ndim != 2:
+            return KernelPlan("all", "dense", arrays={"MASK": allowed})
+        return KernelPlan("lists", "dense", (BlockLayout.from_dense(allowed, block),),
+                          {"MASK": allowed})
+
 
 @dataclass(frozen=True)
 class Full(Mask):
@@ -177,6 +216,9 @@ class Full(Mask):
     def allowed(self, q_pos, k_pos, step=0):
         q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
         return np.ones((q.size, k.size), dtype=bool)
+
+    def kernel_plan(self, n, m, step=0, batch=1, block=64, causal=False):
+        return CAUSAL.kernel_plan(n, m) if causal else KernelPlan()
 
 
 @dataclass(frozen=True)
@@ -209,6 +251,11 @@ class Causal(Mask):
                 full.append(below)
                 partial.append((I,))
         return BlockLayout(block, n, m, tuple(full), tuple(partial))
+
+    def kernel_plan(self, n, m, step=0, batch=1, block=64, causal=False):
+        """The causal band: tiles below the diagonal unmasked, the diagonal tile masked."""
+        square_positions(n, m)
+        return KernelPlan("causal", "causal")
 
 
 @dataclass(frozen=True)
@@ -250,3 +297,54 @@ class DenseMask(Mask):
 
 CAUSAL = Causal()
 FULL = Full()
+
+
+# -- biases ------------------------------------------------------------------------------
+
+
+def convert_arrays(obj: Any, like: Array) -> Any:
+    """A copy of a frozen dataclass (heads, bias, quantizer) with every array field (listed
+    in ``ARRAYS``) on the backend, dtype and device of ``like``; None fields stay None."""
+    return replace(obj, **{name: None if getattr(obj, name) is None
+                           else asarray_like(getattr(obj, name), like) for name in obj.ARRAYS})
+
+
+def arrays_of(obj: Any) -> dict[str, Array]:
+    """The array fields of a heads, bias or quantizer object, by name (None omitted)."""
+    return {n: getattr(obj, n) for n in obj.ARRAYS if getattr(obj, n) is not None}
+
+
+@dataclass(frozen=True)
+class KernelBias:
+    """A bias as fused-kernel arguments: -m_h g(|i - j|) with ``slopes`` m_h (H,) and
+    ``distances`` None (g(r) = r, computed in the kernel) or a table g(0..L-1); and/or a
+    key-only ``key_bias`` (B|1, H|1, m) with the ``mask`` (B|1, H|1, n, m) it imposes."""
+
+    slopes: np.ndarray | None = None
+    distances: np.ndarray | None = None
+    key_bias: Any = None
+    mask: Any = None
+
+
+class Bias:
+    """Base class of additive biases (module docstring); ``on`` moves its ``ARRAYS``."""
+
+    ARRAYS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def restricts(self) -> bool:
+        """True when ``restrict`` narrows the mask (DMA's top-w)."""
+        return False
+
+    def values(self, q: Array, k: Array, v: Array, q_pos: Any, k_pos: Any) -> Array:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def kernel_bias(self, q: Array, k: Array, v: Array, causal: bool = False) -> KernelBias:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def restrict(self, allowed: Any, bias: Array) -> Any:
+        """The mask narrowed by the bias values (only when ``restricts``)."""
+        return allowed
+
+    def on(self, like: Array) -> Bias:
+        return convert_arrays(self, like)

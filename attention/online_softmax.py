@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
 from attention.masks import BlockLayout, as_backend_mask
 
 

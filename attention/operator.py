@@ -20,8 +20,9 @@ Every variant of attention.md §8 is one :class:`Operator`:
 
 The same object runs a full forward pass, a prefill that returns its :class:`KVCache`,
 and decode steps against a cache (which may have been reduced, as AnSAN's Algorithm 1
-does). It works on numpy, torch and JAX arrays; a torch layer (``attention.layer``) and
-a dynamics field (``dynamics.fields.operator``) are thin wrappers around it.
+does). It works on numpy, torch and JAX arrays through ``attention.router`` (on CUDA
+tensors the fused kernel reads the mask's and bias's kernel plans); a torch layer
+(``attention.layer``) and a dynamics field (``dynamics.fields.operator``) wrap it.
 """
 
 from __future__ import annotations
@@ -32,24 +33,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, is_jax, is_torch, namespace
-from attention.core import NORMALIZATIONS_ALL, ROUTES, grouped_attention, grouped_weights
-from attention.masks import check_positions, check_rows, positions
-
-
-def convert_arrays(obj: Any, like: Array) -> Any:
-    """A copy of a frozen dataclass with every array field (listed in ``ARRAYS``) moved to
-    the backend, dtype and device of ``like``; None fields stay None."""
-    names = getattr(obj, "ARRAYS", ())
-    return replace(obj, **{
-        name: None if getattr(obj, name) is None else asarray_like(getattr(obj, name), like)
-        for name in names
-    })
-
-
-def arrays_of(obj: Any) -> dict[str, Array]:
-    """The array fields of a heads, bias or quantizer object, by name (None omitted)."""
-    return {n: getattr(obj, n) for n in getattr(obj, "ARRAYS", ()) if getattr(obj, n) is not None}
+from attention.array_api import Array, is_jax, is_torch, namespace
+from attention.masks import arrays_of, check_positions, check_rows, positions
+from attention.reference import NORMALIZATIONS_ALL, grouped_weights
+from attention.router import Call, check_path, dense_call, grouped_attention
 
 
 def index_like(idx: np.ndarray, like: Array) -> Array:
@@ -129,8 +116,7 @@ class Operator:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS_ALL}, got {self.normalization!r}"
             )
-        if self.path not in ROUTES:
-            raise ValueError(f"path must be one of {ROUTES}, got {self.path!r}")
+        check_path(self.path)
         if self.scale is not None and not np.isfinite(np.asarray(self.scale, dtype=float)).all():
             raise ValueError(f"scale must be finite, got {self.scale!r}")
 
@@ -146,7 +132,7 @@ class Operator:
     @property
     def random(self) -> bool:
         """True when the mask is resampled per step (a random particle system)."""
-        return bool(getattr(self.mask, "random", False))
+        return self.mask is not None and self.mask.random
 
     @property
     def effective_scale(self) -> Any:
@@ -194,9 +180,10 @@ class Operator:
     def weights(self, x: Array, pos: Any = None, *, step: Any = 0) -> Array:
         """The attention matrices P (B, H, n, n) of a forward pass (dense reference)."""
         cache = self.cache(x, pos)
-        q, k, _, mask, causal, bias = self._prepare(x, cache.positions, cache, step)
+        q, k, v, call = self._prepare(x, cache.positions, cache, step)
+        call = dense_call(call, q, k, v)
         return grouped_weights(
-            q, k, self.effective_scale, mask=mask, causal=causal, bias=bias,
+            q, k, self.effective_scale, mask=call.mask, causal=call.causal, bias=call.bias,
             normalization=self.normalization, sinkhorn_iterations=self.sinkhorn_iterations,
         )
 
@@ -204,11 +191,11 @@ class Operator:
         self, x: Array, q_pos: Any, cache: KVCache, *, step: Any = 0, path: str | None = None
     ) -> Array:
         """Queries of x at q_pos against the keys and values held in ``cache``."""
-        q, k, v, mask, causal, bias = self._prepare(x, q_pos, cache, step)
+        q, k, v, call = self._prepare(x, q_pos, cache, step)
         o = grouped_attention(
-            q, k, v, self.effective_scale, mask=mask, causal=causal, bias=bias,
+            q, k, v, self.effective_scale, mask=call.mask, causal=call.causal, bias=call.bias,
             normalization=self.normalization, sinkhorn_iterations=self.sinkhorn_iterations,
-            path=path or self.path,
+            path=path or self.path, step=call.step,
         )
         return self.heads.output(o)
 
@@ -221,41 +208,36 @@ class Operator:
         return x
 
     def _prepare(self, x: Array, q_pos: Any, cache: KVCache, step: Any):
+        """(q, k, v, call): over aligned positions (q_pos = k_pos = 0..n-1) the mask (the
+        causal one as the causal flag) and bias go to the router as objects; otherwise as
+        host booleans and bias values. A step traced by JAX (a random mask inside ``jax.jit``,
+        ``vmap`` or a diffrax solve) draws its mask on the host (:func:`traced_mask`)."""
         q_pos = check_positions("q_pos", q_pos)
         k_pos = cache.positions
         q = self.heads.queries(x, q_pos)
         tensors = cache.tensors if self.quantizer is None else self.quantizer(cache.tensors)
         k, v = self.heads.keys_values(tensors, k_pos)
-        if getattr(self.mask, "per_member", False) and np.ndim(step) == 0 \
-                and not is_traced(step):
+        mask = self.mask
+        if mask is not None and mask.per_member and np.ndim(step) == 0 and not is_traced(step):
             step = np.full(x.shape[0], int(step))
-        mask, causal = self._mask(q_pos, k_pos, step)
-        bias = None
-        if self.bias is not None:
-            bias = self.bias.values(q, k, v, q_pos, k_pos)
-            restrict = getattr(self.bias, "restrict", None)
-            if restrict is not None:
-                if causal:
-                    mask, causal = k_pos[None, :] <= q_pos[:, None], False
-                mask = restrict(mask, bias)
-        return q, k, v, mask, causal, bias
-
-    def _mask(self, q_pos: np.ndarray, k_pos: np.ndarray, step: Any):
-        """(host mask or None, causal flag): the causal flag is used when the mask is the
-        plain causal mask over aligned positions (the fast SDPA path). A step traced by
-        JAX (a random mask inside ``jax.jit``, ``vmap`` or a diffrax solve) gets its mask
-        from the host through ``jax.pure_callback`` (see :func:`traced_mask`)."""
-        if self.mask is None:
-            return None, False
         aligned = q_pos.size == k_pos.size and np.array_equal(q_pos, np.arange(q_pos.size)) \
             and np.array_equal(k_pos, q_pos)
-        if getattr(self.mask, "causal", False) and aligned:
-            return None, True
-        if is_traced(step):
-            return traced_mask(self.mask, q_pos, k_pos, step), False
-        allowed = self.mask.allowed(q_pos, k_pos, step)
-        check_rows(allowed)
-        return allowed, False
+        if aligned and mask is not None and mask.causal:
+            return q, k, v, Call(causal=True, bias=self.bias)
+        if aligned and not is_traced(step):
+            return q, k, v, Call(mask=mask, bias=self.bias, step=step)
+        if mask is not None and is_traced(step):
+            mask = traced_mask(mask, q_pos, k_pos, step)
+        elif mask is not None:
+            mask = mask.allowed(q_pos, k_pos, step)
+            check_rows(mask)
+        call = Call(mask=mask)
+        if self.bias is not None:
+            bias = self.bias.values(q, k, v, q_pos, k_pos)
+            if self.bias.restricts:
+                call = Call(mask=self.bias.restrict(mask, bias))
+            call = replace(call, bias=bias)
+        return q, k, v, call
 
 
 def is_traced(value: Any) -> bool:
@@ -279,7 +261,7 @@ def traced_mask(mask: Any, q_pos: np.ndarray, k_pos: np.ndarray, step: Any) -> A
     import jax
     import jax.numpy as jnp
 
-    if getattr(mask, "per_member", False):
+    if mask.per_member:
         raise ValueError(
             "a mask drawn per batch member (per_member=True) cannot be resampled inside a "
             "JAX trace (jit, vmap, diffrax); use per_member=False or a fixed-step method"

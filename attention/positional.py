@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, namespace
-from attention.masks import check_positions
+from attention.array_api import Array, asarray_like, namespace
+from attention.masks import Bias, KernelBias, check_positions
 
 Distance = Callable[[np.ndarray], np.ndarray]
 
@@ -102,7 +102,7 @@ def _check_heads(heads: int) -> None:
 
 
 @dataclass(frozen=True)
-class DistanceBias:
+class DistanceBias(Bias):
     """b^h_ij = -m_h g(|pos(i) - pos(j)|): ALiBi-type bias, one slope per head.
 
     slopes: (H,) non-negative slopes m_h; g: distance function on non-negative integers.
@@ -134,8 +134,11 @@ class DistanceBias:
             raise ValueError(f"the bias has {self.heads} slopes, the operator has {H} heads")
         return asarray_like(self.table(q_pos, k_pos)[None], q)
 
-    def on(self, like: Array) -> DistanceBias:
-        return self
+    def kernel_bias(self, q, k, v, causal=False) -> KernelBias:
+        """Slopes and g(r) = r (computed in the kernel) or the table g(0..max(n, m) - 1)."""
+        if self.g is linear_distance:
+            return KernelBias(self.slopes)
+        return KernelBias(self.slopes, self.g(np.arange(max(q.shape[-2], k.shape[-2]))))
 
 
 def alibi(heads: int) -> DistanceBias:

@@ -24,12 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, namespace
-from attention.masks import BlockLayout, Mask, as_backend_mask, check_block, check_positions
+from attention.array_api import Array, namespace
+from attention.masks import (
+    BlockLayout,
+    KernelPlan,
+    Mask,
+    as_backend_mask,
+    check_block,
+    check_positions,
+    square_positions,
+)
 
 
 def _check_probabilities(p: np.ndarray, what: str) -> np.ndarray:
@@ -105,7 +113,7 @@ class PrFlashMask(Mask):
     seed: int = 0
     per_member: bool = False
 
-    random = True  # resampled per step
+    random: ClassVar[bool] = True  # resampled per step
 
     def __post_init__(self) -> None:
         check_block(self.block)
@@ -154,6 +162,17 @@ class PrFlashMask(Mask):
         xi = self.sample(T, int(step))
         full = tuple(tuple(int(J) for J in np.nonzero(xi[I, :I])[0]) for I in range(T))
         return BlockLayout(block, q.size, k.size, full, tuple((I,) for I in range(T)))
+
+    def kernel_plan(self, n, m, step=0, batch=1, block=64, causal=False):
+        """Its block lists (one, or one per member for steps (batch,)), causal on the diagonal."""
+        pos, steps = square_positions(n, m), np.asarray(step)
+        if steps.ndim == 0:
+            return KernelPlan("lists", "causal", (self.layout(pos, pos, None, int(steps)),))
+        if steps.shape != (batch,):
+            raise ValueError(f"per-member steps must have shape ({batch},), got {steps.shape}")
+        return KernelPlan("lists", "causal", tuple(
+            BlockLayout.from_dense(self._one(pos, pos, int(s), b if self.per_member else None),
+                                   self.block) for b, s in enumerate(steps)))
 
     def compaction(self, T: int, step: int = 0) -> list[list[int]]:
         """Per query block, the kept key blocks in increasing order with the diagonal last."""

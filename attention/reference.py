@@ -8,8 +8,11 @@ temperature beta (a scalar or an array broadcasting against (..., 1, 1)):
     usa:         A_ij = e^{s_ij} / m                       (USA, paper (2.6))
     usa-shifted: A_ij = e^{s_ij - beta} / m                (2410.06833: USA run at time e^{-beta} t)
 
-and ``attend`` returns A v. These functions materialise the n x m matrix: they are
-the definition that every fast path (SDPA, chunked, Triton) is tested against.
+and ``attend`` returns A v. With grouped heads (``grouped_weights``), queries q (B, H, n, e)
+read keys k (B, G, m, e) with G | H: query head h reads key/value group h // (H/G), as in
+GQA and torch's ``enable_gqa``; "sinkhorn" (``attention.sinkhorn``) is a fourth
+normalisation there. These functions materialise the n x m matrix: they are the
+definition that every fast path of ``attention.router`` is tested against.
 A row whose mask allows no key gets zero weights, never NaN.
 """
 
@@ -17,10 +20,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
+from attention.masks import as_backend_mask
+from attention.sinkhorn import sinkhorn_weights
 
 Normalization = Literal["softmax", "usa", "usa-shifted"]
 NORMALIZATIONS: tuple[str, ...] = ("softmax", "usa", "usa-shifted")
+NORMALIZATIONS_ALL: tuple[str, ...] = (*NORMALIZATIONS, "sinkhorn")
 
 
 def check_normalization(normalization: str) -> None:
@@ -145,3 +151,85 @@ def attend_chunked(
         blocks.append(out)
     return xp.concat(blocks, axis=-2)
 
+
+
+# -- grouped heads ---------------------------------------------------------------------
+
+
+def check_heads(q: Array, k: Array, v: Array) -> tuple[int, int, int]:
+    """(B, H, G) for q (B, H, n, e), k (B, G, m, e), v (B, G, m, f); raise if they do not fit."""
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise ValueError(
+            "expected q (B, H, n, e), k (B, G, m, e), v (B, G, m, f); got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    B, H, _, e = q.shape
+    G = k.shape[1]
+    if k.shape[-1] != e:
+        raise ValueError(f"query and key head dimensions differ: {e} and {k.shape[-1]}")
+    if v.shape[1] != G or v.shape[2] != k.shape[2]:
+        raise ValueError(f"keys {tuple(k.shape)} and values {tuple(v.shape)} do not match")
+    if H % G:
+        raise ValueError(f"{H} query heads are not divisible into {G} key/value groups")
+    if k.shape[0] not in (1, B) or v.shape[0] not in (1, B):
+        raise ValueError(f"batch sizes differ: q {B}, k {k.shape[0]}, v {v.shape[0]}")
+    return B, H, G
+
+
+def four_d(a: Any) -> Any:
+    """A mask or bias as (B | 1, H | 1, n | 1, m)."""
+    if a is None or a.ndim == 4:
+        return a
+    if a.ndim in (2, 3):
+        return a[None, None] if a.ndim == 2 else a[:, None]
+    raise ValueError(f"masks and biases must have 2 to 4 axes, got shape {tuple(a.shape)}")
+
+
+def grouped(a: Array | None, G: int, r: int) -> Array | None:
+    """(B', H', ...) with H' in {1, G r} -> (B', G | 1, r | 1, ...): heads split by group."""
+    if a is None or isinstance(a, (int, float)) or a.ndim < 2:
+        return a
+    xp = namespace(a)
+    Bp, Hp = a.shape[0], a.shape[1]
+    if Hp == 1:
+        return a[:, :, None]
+    if Hp != G * r:
+        raise ValueError(f"a mask or bias has {Hp} heads, the operator has {G * r}")
+    return xp.reshape(a, (Bp, G, r, *a.shape[2:]))
+
+
+def grouped_weights(
+    q: Array,
+    k: Array,
+    scale: Any,
+    *,
+    mask: Any = None,
+    causal: bool = False,
+    bias: Array | None = None,
+    normalization: str = "softmax",
+    sinkhorn_iterations: int = 3,
+) -> Array:
+    """The weights P (B, H, n, m) of q (B, H, n, e) over k (B, G, m, e): scores
+    ``scale`` <q^h_i, k^g_j> + b^h_ij, normalised over the allowed keys (module docstring).
+
+    mask: host or backend booleans (n, m), (B, n, m) or (B|1, H|1, n, m); scale: a number
+    or an array broadcasting to (B, H, 1, 1)."""
+    B, H, n, e = q.shape
+    G = k.shape[1]
+    r = H // G
+    xp = namespace(q, k)
+    q5 = xp.reshape(q, (B, G, r, n, e))
+    k5 = k[:, :, None]
+    m5 = None if mask is None else grouped(four_d(as_backend_mask(mask, q)), G, r)
+    b5, s5 = grouped(four_d(bias), G, r), grouped(scale, G, r)
+    if normalization == "sinkhorn":
+        s = scores(q5, k5, s5, b5)
+        if causal:
+            c = causal_mask(n, k.shape[2], like=s)
+            m5 = c if m5 is None else xp.logical_and(m5, c)
+        w = sinkhorn_weights(s, m5, sinkhorn_iterations)
+    else:
+        w = attention_weights(
+            q5, k5, s5, normalization=normalization, causal=causal, mask=m5, bias=b5
+        )
+    return xp.reshape(w, (B, H, n, k.shape[2]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
 
 
 def _logsumexp(s: Array, axis: int) -> Array:

@@ -14,7 +14,7 @@ bound is attained on the diagonal (c_i = beta), so the shift is the exact row ma
 Where the bound is too loose the row maximum is taken as usual.
 
 Only what SDPA and the reference already define is computed here (softmax, USA and
-shifted USA, no mask); :func:`attention.dispatch.attend_fast` picks this path.
+shifted USA, no mask); ``attention.router`` picks this path ("small").
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, backend_of
+from attention.array_api import Array, backend_of
 from attention.reference import Normalization
 
 #: Largest 2 c_i for which exp(-2 c_i) is a normal number of the dtype, with margin.
 SAFE_SPAN = {np.dtype(np.float64): 600.0, np.dtype(np.float32): 70.0}
 
-#: n * m up to which ``attend_fast(path="auto")`` takes this path on the CPU.
+#: n * m up to which the router's "auto" takes this path on the CPU.
 SMALL_LIMIT = 128 * 128
 
 

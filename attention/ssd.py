@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, from_numpy, namespace, rng
+from attention.array_api import Array, from_numpy, namespace, rng
 from attention.masks import as_backend_mask, check_positions, positions
 from attention.positional import Rope
 from attention.variants.standard import check_weight

@@ -1,13 +1,25 @@
 """dynamics: tokens as interacting particles on the sphere; depth is time.
 
-Fields (the vector fields of attention), ``simulate`` (integrators that keep tokens on
-the sphere), observables, initial conditions, random weight ensembles, and the exact
-theory (``dynamics.theory``). See the README for a tour.
+Where each concept lives (a layer imports only the layers below it; pyproject.toml's
+import contracts enforce it):
+
+    simulate.py        one call: validate, build a ``Plan`` (reduction, fused route,
+                       driver), run it
+    gpu.py             the CUDA route: a field's ``fusion()`` as one Triton launch; CUDA graphs
+    integrators/       fixed-step schemes, adaptive Runge-Kutta, the diffrax path, recording
+    reduced.py         the exact span reduction (V = I, d >= n); gram_space.py: Q = K = V = I
+    fields/base.py     the field contract (``Field``, ``Wrapper``, ``Fusion``, ``per_member``)
+    fields/            attention, multi-head, normalisation placements, noise, splitting,
+                       hardmax, feed-forward, circle fields, operator flows
+    space.py           where states live: tangent projection and retraction
+    observables.py, initial.py, ensembles.py, theory/, meanfield/ (PDE solvers only: the
+                       particle-vs-PDE comparisons are figures, in paper_repro)
 """
 
 from dynamics import theory
 from dynamics.ensembles import Weights, authors_weights, figure5_weights, value_2305
 from dynamics.fields.attention import SA, USA, MultiHeadAttention, PureSelfAttention, SelfAttention
+from dynamics.fields.base import Field, Fusion, Wrapper
 from dynamics.fields.circle import CircleAttention, CircleSA, CircleUSA, Kuramoto
 from dynamics.fields.feedforward import FeedForward
 from dynamics.fields.hardmax import Hardmax
@@ -16,7 +28,7 @@ from dynamics.fields.normalization import NormalizedAttention, PeriLN, PreLN, po
 from dynamics.fields.operator import MemberOperators, OperatorField, euclidean_flow, sphere_flow
 from dynamics.fields.rescaled import RescaledSelfAttention, from_rescaled, to_rescaled
 from dynamics.fields.splitting import LieTrotter
-from dynamics.gpu import FusedAttention, GraphedScheme, fuse
+from dynamics.gpu import ENGINES, FusedAttention, GraphedScheme, fuse
 from dynamics.initial import (
     cone,
     equiangular,
@@ -65,6 +77,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ANGLES",
+    "ENGINES",
     "EUCLIDEAN",
     "METHODS",
     "SA",
@@ -76,8 +89,10 @@ __all__ = [
     "Clusters",
     "DiffraxFlow",
     "FeedForward",
+    "Field",
     "FlowSolution",
     "FusedAttention",
+    "Fusion",
     "GraphedScheme",
     "Hardmax",
     "Histogram",
@@ -95,6 +110,7 @@ __all__ = [
     "SelfAttention",
     "Trajectory",
     "Weights",
+    "Wrapper",
     "angles_to_points",
     "authors_weights",
     "bind",

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from attention.backend import Array, BackendName, from_numpy, rng, to_numpy
+from attention.array_api import Array, BackendName, from_numpy, rng, to_numpy
 
 Seed = int | np.random.Generator
 

@@ -1,9 +1,10 @@
 """The CUDA route of ``simulate``: an attention field as one fused Triton launch, CUDA graphs.
 
-On CUDA tensors ``simulate`` hands its field to :func:`route`, which replaces an attention
-field - ``SelfAttention``, ``MultiHeadAttention``, Pre-/Peri-LN ``NormalizedAttention``,
-and ``Noisy`` around any of them - by :class:`FusedAttention`: the same field, evaluated
-as a single kernel launch per right-hand side. The launch computes every head's
+On CUDA tensors ``simulate`` hands its field to :func:`route`, which replaces a field
+that describes itself to the kernel (``Field.fusion()``: ``SelfAttention``,
+``MultiHeadAttention``, Pre-/Peri-LN ``NormalizedAttention``, and ``Noisy`` around any of
+them) by :class:`FusedAttention`: the same field, evaluated as a single kernel launch per
+right-hand side. The launch computes every head's
 attention with an online softmax, or for d <= 4 with the fixed shift of
 ``attention/triton/lowdim.py`` (no n x n matrix either way: n = 2^20 tokens fit), sums the
 heads, and applies the epilogue of the space in registers:
@@ -21,14 +22,11 @@ full step of a time-independent field replays one captured CUDA graph; for small
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
-from attention.backend import Array
-from dynamics.fields.attention import MultiHeadAttention, SelfAttention
-from dynamics.fields.noise import Noisy
-from dynamics.fields.normalization import NormalizedAttention
+from attention.array_api import Array, backend_of
+from dynamics.fields.base import Field, Fusion, Wrapper
 from dynamics.integrators.schemes import FixedStepScheme
-from dynamics.space import Sphere
 
 ENGINES: tuple[str, ...] = ("auto", "native", "diffrax", "triton", "triton-graphs")
 
@@ -41,77 +39,52 @@ def _triton_importable() -> bool:
     return True
 
 
-def _heads(attention: Any) -> tuple[SelfAttention, ...] | None:
-    if isinstance(attention, SelfAttention):
-        return (attention,)
-    if isinstance(attention, MultiHeadAttention) and all(
-        isinstance(h, SelfAttention) for h in attention.heads
-    ):
-        return attention.heads
-    return None
-
-
-def _uniform(heads: tuple[SelfAttention, ...]) -> bool:
-    """One normalisation, one causal flag and a numeric beta across the heads."""
-    first = heads[0]
-    return all(
-        h.normalization == first.normalization and h.causal == first.causal
-        and not callable(h.beta) for h in heads
-    )
+def on_cuda(x: Array) -> bool:
+    """Whether ``x`` is a CUDA torch tensor."""
+    return backend_of(x) == "torch" and x.device.type == "cuda"
 
 
 @dataclass(frozen=True)
-class FusedAttention:
-    """``source`` (an attention field) evaluated by one Triton launch per call.
+class FusedAttention(Wrapper):
+    """``source`` (a field with a :class:`Fusion`) evaluated by one Triton launch per call.
 
-    heads:            the SelfAttention heads whose drives add up
-    epilogue:         "tangent" (sphere), None (R^d, Pre-LN) or "unit" (Peri-LN)
-    normalize_inputs: attend over theta = x / |x| (Pre-/Peri-LN)
-    precision:        float32 tl.dot precision ("tf32x3", "ieee" or "tf32")
-    kernel:           "auto", "lowdim" or "online" (``attention.triton.fused_attention``)
+    The space, time dependence and checks are the source's.
+    precision: float32 tl.dot precision ("tf32x3", "ieee" or "tf32")
+    kernel:    "auto", "lowdim" or "online" (``attention.triton.fused_attention``)
     """
 
-    source: Any
-    heads: tuple[SelfAttention, ...]
-    epilogue: str | None
-    normalize_inputs: bool = False
+    source: Field
+    fusion_plan: Fusion
     precision: str = "tf32x3"
     kernel: str = "auto"
     _beta_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def space(self):
-        return self.source.space
+    INNER: ClassVar[str] = "source"
 
     @property
-    def time_dependent(self) -> bool:
-        return bool(getattr(self.source, "time_dependent", True))
+    def heads(self) -> tuple[Any, ...]:
+        return self.fusion_plan.heads
 
-    @property
-    def span_preserving(self) -> bool:
-        return bool(getattr(self.source, "span_preserving", False))
+    def with_inner(self, inner: Field) -> FusedAttention:
+        return replace(self, source=inner, fusion_plan=inner.fusion(), _beta_cache={})
 
-    def check(self, x: Array) -> None:
-        if hasattr(self.source, "check"):
-            self.source.check(x)
+    def fusion(self) -> Fusion:
+        return self.fusion_plan
 
-    def on(self, like: Array) -> FusedAttention:
-        source = self.source.on(like)
-        return replace(self, source=source, heads=_heads(getattr(source, "attention", source)),
-                       _beta_cache={})
+    def fused(self, build: Any) -> FusedAttention:
+        return self
 
     def _beta(self, x: Array):
-        """(B, H) inverse temperatures on x's device, built once per batch size and dtype."""
+        """The heads' inverse temperatures, (1 or batch, H), on x's device, built once per
+        batch size and dtype (each head's beta is a number or (batch, 1, 1), ``per_member``)."""
         import torch
 
         key = (x.shape[0], x.dtype, str(x.device))
         if key not in self._beta_cache:
-            columns = []
-            for h in self.heads:
-                b = torch.as_tensor(h.beta).to(device=x.device, dtype=torch.float64)
-                columns.append(torch.broadcast_to(b.reshape(-1), (x.shape[0],)))
             dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-            self._beta_cache[key] = torch.stack(columns, dim=1).to(dtype).contiguous()
+            columns = [torch.as_tensor(h.beta, dtype=dtype).reshape(-1) for h in self.heads]
+            self._beta_cache[key] = torch.stack(torch.broadcast_tensors(*columns), dim=-1).to(
+                x.device)
         return self._beta_cache[key]
 
     def _qkv(self, t: Any, x: Array):
@@ -131,7 +104,7 @@ class FusedAttention:
         from attention.triton import flow_rhs
 
         points = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True) if (
-            self.normalize_inputs) else x
+            self.fusion_plan.normalize_inputs) else x
         q, k, v = self._qkv(t, points)
         first = self.heads[0]
         return flow_rhs(points, q, k, v, self._beta(x), epilogue=epilogue,
@@ -139,34 +112,19 @@ class FusedAttention:
                         precision=self.precision, kernel=self.kernel)
 
     def __call__(self, t: Any, x: Array) -> Array:
-        return self._evaluate(t, x, self.epilogue)
+        return self._evaluate(t, x, self.fusion_plan.epilogue)
 
     def drive(self, t: Any, x: Array) -> Array:
         """The unprojected drive (the authors' scheme); for Pre-/Peri-LN the field itself."""
-        if isinstance(self.source, NormalizedAttention):
-            return self(t, x)
-        return self._evaluate(t, x, None)
+        return self._evaluate(t, x, self.fusion_plan.drive_epilogue)
 
 
-def fuse(source: Any, precision: str = "tf32x3", kernel: str = "auto") -> Any | None:
-    """The fused form of an attention field, or None when it has no fused form."""
-    if isinstance(source, Noisy):
-        inner = fuse(source.field, precision, kernel)
-        return None if inner is None else replace(source, field=inner)
-    if isinstance(source, NormalizedAttention):
-        heads = _heads(source.attention)
-        epilogue = "unit" if source.placement == "peri" else None
-        normalize = True
-    else:
-        heads = _heads(source)
-        epilogue = "tangent" if isinstance(getattr(source, "space", None), Sphere) else None
-        normalize = False
-    if heads is None or not _uniform(heads):
-        return None
-    return FusedAttention(source, heads, epilogue, normalize, precision, kernel)
+def fuse(source: Field, precision: str = "tf32x3", kernel: str = "auto") -> Field | None:
+    """The fused form of a field (``Field.fused``), or None when it has none."""
+    return source.fused(lambda field, plan: FusedAttention(field, plan, precision, kernel))
 
 
-def route(field: Any, x: Array, engine: str = "auto") -> Any:
+def route(field: Field, x: Array, engine: str = "auto") -> Field:
     """The field ``simulate`` integrates on ``x``'s device under ``engine``.
 
     "auto": the fused field for CUDA tensors when triton is installed and the field has a
@@ -175,11 +133,10 @@ def route(field: Any, x: Array, engine: str = "auto") -> Any:
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if engine in ("native", "diffrax") or isinstance(field, FusedAttention):
+    if engine in ("native", "diffrax"):
         return field
-    is_cuda = getattr(getattr(x, "device", None), "type", None) == "cuda"
     if engine == "auto":
-        if not is_cuda or not _triton_importable():
+        if not on_cuda(x) or not _triton_importable():
             return field
         return fuse(field) or field
     if not _triton_importable():
@@ -187,9 +144,10 @@ def route(field: Any, x: Array, engine: str = "auto") -> Any:
     from attention.triton import runs_here
 
     if not runs_here(x):
+        device = x.device if backend_of(x) == "torch" else "cpu"
         raise ValueError(f"engine={engine!r} needs CUDA torch tensors, got {type(x).__name__} "
-                         f"on {getattr(x, 'device', 'cpu')}")
-    fused = fuse(field)
+                         f"on {device}")
+    fused = fuse(field) if isinstance(field, Field) else None
     if fused is None:
         raise ValueError(
             f"engine={engine!r} fuses attention fields (SelfAttention, MultiHeadAttention, "
@@ -219,8 +177,7 @@ class GraphedScheme:
         self.graphs: dict = {}
 
     def step(self, field, t, x, h, noise=None):
-        if (getattr(field, "time_dependent", True) or h != self.dt
-                or getattr(getattr(x, "device", None), "type", None) != "cuda"):
+        if field.time_dependent or h != self.dt or not on_cuda(x):
             return self.base.step(field, t, x, h, noise)
         key = (id(field), tuple(x.shape), x.dtype, noise is None)
         if key not in self.graphs:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.special import betainc, betaincinv
 
-from attention.backend import Array, BackendName, from_numpy, rng
+from attention.array_api import Array, BackendName, from_numpy, rng
 
 Seed = int | np.random.Generator
 

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from attention.backend import Array, asarray_like, backend_of, is_torch, namespace, to_numpy
+from attention.array_api import Array, asarray_like, backend_of, is_torch, namespace, to_numpy
 from dynamics.space import angles_to_points
 from dynamics.validation import check_delta
 
@@ -48,6 +48,11 @@ def rotation_invariant(fn: Callable) -> Callable:
     """Mark an observable as a function of the Gram matrix only."""
     fn.rotation_invariant = True
     return fn
+
+
+def is_rotation_invariant(fn: Callable) -> bool:
+    """Whether ``fn`` carries the :func:`rotation_invariant` mark."""
+    return getattr(fn, "rotation_invariant", False) is True
 
 
 @rotation_invariant
@@ -161,8 +166,8 @@ def bind(fn: Callable[..., Any], **params: Any) -> Callable[[Array], Any]:
     def observable(x: Array) -> Any:
         return fn(x, **params)
 
-    if getattr(fn, "rotation_invariant", False):
-        observable.rotation_invariant = True
+    if is_rotation_invariant(fn):
+        rotation_invariant(observable)
     args = ", ".join(f"{k}={v!r}" for k, v in params.items())
     observable.__name__ = f"{getattr(fn, '__name__', 'observable')}({args})"
     return observable

@@ -16,7 +16,7 @@ instead of d: the paper's d = 1024, n = 32 phase diagrams cost what d = 32 costs
 
 from __future__ import annotations
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
 
 
 def span_basis(x0: Array) -> Array:
@@ -43,4 +43,4 @@ def from_span(y: Array, basis: Array) -> Array:
 def reducible(field, x0: Array) -> bool:
     """True when the reduced solver is exact and cheaper-or-equal: V = I and d >= n."""
     n, d = x0.shape[-2], x0.shape[-1]
-    return bool(getattr(field, "span_preserving", False)) and d >= n and x0.ndim == 3
+    return field.span_preserving and d >= n and x0.ndim == 3

@@ -21,17 +21,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, backend_of, namespace, resolve_dtype
+from attention.array_api import Array, backend_of, namespace, resolve_dtype
+from dynamics.fields.base import Field
 from dynamics.gpu import ENGINES, GraphedScheme, route
 from dynamics.integrators.adaptive import integrate_adaptive
-from dynamics.integrators.fixed import integrate_fixed
+from dynamics.integrators.fixed import RawSolution, integrate_fixed
 from dynamics.integrators.recording import ClusterEvent
 from dynamics.integrators.schemes import FIXED_STEP_SCHEMES
 from dynamics.integrators.tableaux import DOPRI5, TSIT5
+from dynamics.observables import is_rotation_invariant
 from dynamics.reduced import from_span, reducible, span_basis, to_span
 from dynamics.validation import check_delta, check_real, check_times, check_tokens
 
@@ -97,16 +100,39 @@ def _identity(x: Array) -> Array:
     return x
 
 
-def _reduced_observer(observe: Callable | None, basis: Array) -> Callable:
+@dataclass(frozen=True)
+class Plan:
+    """How ``simulate`` runs: the field it integrates (converted, reduced to the span of x0
+    and routed to a fused kernel as the options ask), from which state, recording what,
+    with which driver; ``basis`` is U of the reduction (None: not reduced).
+    ``run(progress)`` calls ``driver(field, start, observe=..., progress=...)``."""
+
+    field: Field
+    start: Array
+    observe: Callable[[Array], Any]
+    driver: Callable[..., RawSolution]
+    basis: Array | None = None
+
+    def run(self, progress: _Progress) -> RawSolution:
+        return self.driver(self.field, self.start, observe=self.observe, progress=progress)
+
+
+def _reduced(field: Field, x0: Array, observe: Callable | None) -> tuple[Field, Array, Callable,
+                                                                          Array]:
+    """(field, start, observer, U) of the reduced solver (``dynamics.reduced``)."""
+    basis = span_basis(x0)
     if observe is None:
-        return _identity
-    if getattr(observe, "rotation_invariant", False):
-        return observe
-    return lambda y: observe(from_span(y, basis))
+        observer = _identity
+    elif is_rotation_invariant(observe):
+        observer = observe
+    else:
+        def observer(y):
+            return observe(from_span(y, basis))
+    return field.restricted(basis), to_span(x0, basis), observer, basis
 
 
 def simulate(
-    field,
+    field: Field,
     x0: Array,
     times: Any,
     *,
@@ -124,38 +150,65 @@ def simulate(
     progress: bool = False,
 ) -> Trajectory:
     """Integrate ``field`` from ``x0`` and return a :class:`Trajectory` (module docstring)."""
+    if not isinstance(field, Field):
+        raise TypeError(f"simulate integrates a dynamics.Field (e.g. SA(beta)), got "
+                        f"{type(field).__name__}")
+    _check_options(field, method, engine, dt, rtol, atol, seed)
+    times = check_times([0.0, times] if np.ndim(times) == 0 else times)
+    squeeze = x0.ndim == field.space.state_rank - 1
+    x0 = _prepared_states(field, x0[None] if squeeze else x0, dtype)
+    field = field.on(x0)
+    delta = None if stop_when_clustered is None else check_delta(stop_when_clustered)
+    if delta is not None and field.space.name != "sphere":
+        raise ValueError("stop_when_clustered applies to tokens on the sphere")
+    plan = make_plan(field, x0, times, method=method, dt=dt, rtol=rtol, atol=atol, delta=delta,
+                     observe=observe, seed=seed, reduce=reduce, max_steps=max_steps,
+                     engine=engine)
+    bar = _Progress(float(times[0]), float(times[-1]), progress, f"simulate[{method}]")
+    try:
+        raw = plan.run(bar)
+    finally:
+        bar.close()
+    values = raw.values
+    if plan.basis is not None and observe is None:
+        values = from_span(values, plan.basis)
+    return Trajectory(
+        times=times,
+        values=values[0] if squeeze else values,
+        cluster_time=None if delta is None else raw.cluster_time,
+        accepted_steps=raw.accepted,
+        rejected_steps=raw.rejected,
+        method=method,
+        reduced=plan.basis is not None,
+        observable="state" if observe is None else getattr(observe, "__name__", "observable"),
+    )
+
+
+def _prepared_states(field: Field, x0: Array, dtype: Any) -> Array:
+    """x0 (batch, ...) validated for the field's space, cast to ``dtype``, checked by the field."""
+    check_tokens(x0, space_name=field.space.name)
+    if dtype is not None:
+        x0 = namespace(x0).astype(x0, resolve_dtype(backend_of(x0), dtype))
+    field.check(x0)
+    return x0
+
+
+def _check_options(field: Field, method: str, engine: str, dt, rtol, atol, seed) -> None:
+    """Raise ValueError for a method, engine or step option that cannot run this field."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "diffrax" and method not in ADAPTIVE_METHODS:
         raise ValueError(f"engine='diffrax' runs the adaptive methods {tuple(ADAPTIVE_METHODS)}")
-    times = check_times([0.0, times] if np.ndim(times) == 0 else times)
-    space = field.space
-    squeeze = x0.ndim == space.state_rank - 1
-    if squeeze:
-        x0 = x0[None]
-    check_tokens(x0, space_name=space.name)
-    if dtype is not None:
-        xp = namespace(x0)
-        x0 = xp.astype(x0, resolve_dtype(backend_of(x0), dtype))
-    if hasattr(field, "check"):
-        field.check(x0)
-    if hasattr(field, "on"):
-        field = field.on(x0)
-    delta = None if stop_when_clustered is None else check_delta(stop_when_clustered)
-    if delta is not None and space.name != "sphere":
-        raise ValueError("stop_when_clustered applies to tokens on the sphere")
-
-    stochastic = getattr(field, "sigma", 0.0) != 0.0
-    fixed = method in FIXED_STEP_SCHEMES
+    stochastic = field.sigma != 0.0
     if stochastic != (method == "euler-maruyama"):
         raise ValueError(
             "noisy fields need method='euler-maruyama'"
             if stochastic
             else "method='euler-maruyama' integrates noisy fields (dynamics.Noisy)"
         )
-    if fixed:
+    if method in FIXED_STEP_SCHEMES:
         if dt is None:
             raise ValueError(f"method={method!r} is a fixed-step scheme: pass dt > 0")
         check_real("dt", dt, positive=True)
@@ -165,67 +218,53 @@ def simulate(
     if stochastic and seed is None:
         raise ValueError("noisy fields need an explicit seed")
 
-    use_reduced = _decide_reduce(reduce, field, x0, stochastic)
+
+def make_plan(field: Field, x0: Array, times: np.ndarray, *, method: str, dt: float | None,
+              rtol: float, atol: float, delta: float | None, observe: Callable | None,
+              seed: Any, reduce: bool | str, max_steps: int, engine: str) -> Plan:
+    """The :class:`Plan` of a validated call (``field`` already ``on(x0)``): reduction,
+    routing to a fused kernel, and the driver (fixed step, native adaptive, diffrax)."""
     basis = None
     run_field, start, observer = field, x0, observe or _identity
-    if use_reduced:
-        basis = span_basis(x0)
-        run_field, start = field.restricted(basis), to_span(x0, basis)
-        observer = _reduced_observer(observe, basis)
+    if _decide_reduce(reduce, field, x0):
+        run_field, start, observer, basis = _reduced(field, x0, observe)
     scheme = FIXED_STEP_SCHEMES.get(method)
     if engine.startswith("triton") or (engine == "auto" and backend_of(x0) == "torch"):
         run_field = route(run_field, start, engine)
-        if engine == "triton-graphs" and fixed:
+        if engine == "triton-graphs" and scheme is not None:
             scheme = GraphedScheme(scheme, float(dt))
-
     event = ClusterEvent(delta, int(x0.shape[0]), float(times[0]))
-    bar = _Progress(float(times[0]), float(times[-1]), progress, f"simulate[{method}]")
-    try:
-        if not fixed and backend_of(x0) == "jax" and engine != "native":
-            from dynamics.integrators.diffrax_path import integrate_diffrax
+    if scheme is not None:
+        rng = np.random.default_rng(seed) if field.sigma != 0.0 else None
+        driver = partial(integrate_fixed, times=times, scheme=scheme, dt=float(dt), event=event,
+                         rng=rng)
+    elif backend_of(x0) == "jax" and engine != "native":
+        from dynamics.integrators.diffrax_path import integrate_diffrax  # jax + diffrax
 
-            raw = integrate_diffrax(
-                run_field, start, times, solver=method, rtol=rtol, atol=atol,
-                observe=observer, delta=delta, max_steps=max_steps,
-            )
-        elif fixed:
-            rng = np.random.default_rng(seed) if stochastic else None
-            raw = integrate_fixed(
-                run_field, start, times, scheme=scheme, dt=float(dt),
-                observe=observer, event=event, rng=rng, progress=bar,
-            )
-        else:
-            if engine == "diffrax":
-                raise ValueError("engine='diffrax' needs JAX arrays")
-            raw = integrate_adaptive(
-                run_field, start, times, tableau=ADAPTIVE_METHODS[method], rtol=rtol, atol=atol,
-                observe=observer, event=event, max_steps=max_steps, progress=bar,
-            )
-    finally:
-        bar.close()
-
-    values = raw.values
-    if use_reduced and observe is None:
-        values = from_span(values, basis)
-    if squeeze:
-        values = values[0]
-    return Trajectory(
-        times=times,
-        values=values,
-        cluster_time=None if delta is None else raw.cluster_time,
-        accepted_steps=raw.accepted,
-        rejected_steps=raw.rejected,
-        method=method,
-        reduced=use_reduced,
-        observable="state" if observe is None else getattr(observe, "__name__", "observable"),
-    )
+        driver = partial(_without_progress, partial(
+            integrate_diffrax, times=times, solver=method, rtol=rtol, atol=atol, delta=delta,
+            max_steps=max_steps))
+    elif engine == "diffrax":
+        raise ValueError("engine='diffrax' needs JAX arrays")
+    else:
+        driver = partial(integrate_adaptive, times=times, tableau=ADAPTIVE_METHODS[method],
+                         rtol=rtol, atol=atol, event=event, max_steps=max_steps)
+    return Plan(run_field, start, observer, driver, basis)
 
 
-def _decide_reduce(reduce: bool | str, field, x0: Array, stochastic: bool) -> bool:
+def _without_progress(driver: Callable[..., RawSolution], field, x0, *, observe, progress
+                      ) -> RawSolution:
+    """A driver that reports no progress (one compiled diffrax solve)."""
+    return driver(field, x0, observe=observe)
+
+
+def _decide_reduce(reduce: bool | str, field: Field, x0: Array) -> bool:
+    """Whether to integrate in the span of x0 (``dynamics.reduced``)."""
+    exact = reducible(field, x0) and field.sigma == 0.0
     if reduce == "auto":
-        return reducible(field, x0) and not stochastic
+        return exact
     if reduce is True:
-        if not reducible(field, x0) or stochastic:
+        if not exact:
             raise ValueError(
                 "reduce=True needs a deterministic field with V = I (tokens stay in the span of "
                 "their initial positions) and d >= n"
@@ -234,4 +273,3 @@ def _decide_reduce(reduce: bool | str, field, x0: Array, stochastic: bool) -> bo
     if reduce is False:
         return False
     raise ValueError(f"reduce must be 'auto', True or False, got {reduce!r}")
-

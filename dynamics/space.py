@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, backend_of, to_numpy
+from attention.array_api import Array, backend_of, to_numpy
 
 SPHERE_TOL = 1e-6
 

@@ -1,4 +1,4 @@
-"""``python -m experiments <study>``: one sub-command per registered study."""
+"""``python -m experiments <command>``: one sub-command per ``experiments.registry.COMMANDS``."""
 
 from __future__ import annotations
 
@@ -7,27 +7,29 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from experiments import EPILOG, STUDIES
+from experiments.registry import COMMANDS
+
+EPILOG = "Study configs: experiments/configs/*.toml; figures of a store: plot STORE."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per study in ``experiments.STUDIES``."""
+    """The top-level parser with one sub-parser per registered command."""
     parser = argparse.ArgumentParser(
         prog="python -m experiments",
         description="Studies and benchmarks of attention-flows.",
         epilog=EPILOG,
     )
-    commands = parser.add_subparsers(dest="study", metavar="STUDY")
-    for study in STUDIES.values():
-        module = importlib.import_module(study.module)
-        sub = commands.add_parser(study.name, help=study.help, description=study.help)
+    commands = parser.add_subparsers(dest="study", metavar="COMMAND")
+    for command in COMMANDS.values():
+        module = importlib.import_module(command.module)
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: sys.argv[1:]), run the chosen study, return its status."""
+    """Parse ``argv`` (default: sys.argv[1:]), run the chosen command, return its status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.study is None:

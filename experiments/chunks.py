@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from experiments.config import StudyConfig
+from dynamics import initial
 from experiments.fields import STREAM_INITIAL, Members
+from experiments.schema import StudyConfig
 
 GRID_DIMS: tuple[str, ...] = ("seed", "n", "d", "beta")
 
@@ -113,8 +114,6 @@ def members_of(config: StudyConfig, chunk: WorkChunk) -> Members:
 
 
 def _draw(config: StudyConfig, gen: np.random.Generator, n: int, d: int) -> np.ndarray:
-    from dynamics import initial
-
     kind = config.initial.kind
     if kind == "uniform":
         return initial.uniform_sphere(gen, 1, n, d)[0]

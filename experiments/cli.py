@@ -1,8 +1,8 @@
 """Command line of the studies: ``python -m experiments <study> --config FILE [options]``.
 
-The same options serve every study kind (``clustering-time``, ``phase-diagram``,
-``cluster-count``, ``variant-flows``); the study is the sub-command's name. Only argparse
-is imported at module level: numerical libraries load in ``run``.
+The same options serve every study kind of ``experiments.registry``; the study is the
+sub-command's name. Only argparse is imported at module level: numerical libraries load in
+``run`` (after the command line is parsed).
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ on which chunk it ran in. An entry also says on which space its states live ("sp
 or "angles") and which exact theory applies: ``equiangular`` names the normalisation of
 the equiangular ODE (6.9)/(6.10) when the field is SA/USA with Q = K = V = I, else None.
 
-Registered here: ``sa``, ``usa`` (optionally causal), ``random`` (the random weight
-ensembles of Fig. 5, ``dynamics.ensembles``), ``circle-sa`` and ``circle-usa`` (angles,
-d = 2). The attention variants register further entries with ``register_field``.
+Defined here (``FIELD_ENTRIES``): ``sa``, ``usa`` (optionally causal), ``random`` (the
+random weight ensembles of Fig. 5, ``dynamics.ensembles``), ``circle-sa`` and ``circle-usa``
+(angles, d = 2); ``attention-variant`` is defined beside its study
+(``experiments.studies.variant_flows``). The table of all of them, by name, is
+``experiments.registry.FIELDS``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from experiments.config import ConfigError, StudyConfig, require
+from attention.array_api import from_numpy
+from dynamics import CircleAttention, SelfAttention, authors_weights, figure5_weights
+from experiments.registry import FIELDS
+from experiments.schema import ConfigError, StudyConfig, require
 
 # Tags of the random streams: one per purpose, so no two draws share numbers.
 STREAM_INITIAL, STREAM_WEIGHTS_MEMBER, STREAM_WEIGHTS_BETA, STREAM_WEIGHTS_RUN = 0, 1, 2, 3
@@ -63,8 +68,6 @@ class Members:
 
     def array(self, a: np.ndarray) -> Any:
         """A numpy array on this chunk's backend, dtype and device."""
-        from attention.backend import from_numpy
-
         return from_numpy(a, self.backend, self.dtype, self.device if self.backend == "torch"
                           else None)
 
@@ -81,17 +84,6 @@ class FieldEntry:
 
     def validate(self, config: StudyConfig) -> None:
         self.check(config.field.params, config)
-
-
-FIELDS: dict[str, FieldEntry] = {}
-
-
-def register_field(entry: FieldEntry) -> FieldEntry:
-    """Add a field kind; names are unique."""
-    if entry.name in FIELDS:
-        raise ValueError(f"a field named {entry.name!r} is already registered")
-    FIELDS[entry.name] = entry
-    return entry
 
 
 def build_field(config: StudyConfig, members: Members) -> Any:
@@ -116,24 +108,10 @@ class AttentionParams:
 
 def _attention(normalization: str) -> Callable[[AttentionParams, Members], Any]:
     def build(params: AttentionParams, members: Members) -> Any:
-        from dynamics import SelfAttention
-
         return SelfAttention(beta=members.betas.astype(float), normalization=normalization,
                              causal=params.causal)
 
     return build
-
-
-register_field(FieldEntry(
-    "sa", AttentionParams, _attention("softmax"), "sphere",
-    "self-attention (2.6) with Q = K = V = I, softmax normalisation",
-    equiangular=lambda p: None if p.causal else "softmax",
-))
-register_field(FieldEntry(
-    "usa", AttentionParams, _attention("usa"), "sphere",
-    "unnormalised self-attention (2.6): Z_i replaced by n",
-    equiangular=lambda p: None if p.causal else "usa",
-))
 
 
 # -- random weights (Fig. 5) -------------------------------------------------------------------
@@ -157,8 +135,6 @@ class RandomParams:
 
 
 def _draw_weights(params: RandomParams, gen: np.random.Generator, d: int):
-    from dynamics import authors_weights, figure5_weights
-
     if params.panel == "flags":
         return authors_weights(gen, d, random_kq=params.random_kq, random_v=params.random_v,
                                value_from=params.value_from)
@@ -166,8 +142,6 @@ def _draw_weights(params: RandomParams, gen: np.random.Generator, d: int):
 
 
 def _random(params: RandomParams, members: Members) -> Any:
-    from dynamics import SelfAttention
-
     d = members.d
     draws: dict[tuple[int, ...], Any] = {}
     qk, v = [], []
@@ -194,33 +168,30 @@ def _check_random(params: RandomParams, config: StudyConfig) -> None:
         raise ConfigError("field.random_kq: the flags apply with panel = 'flags' only")
 
 
-register_field(FieldEntry(
-    "random", RandomParams, _random, "sphere",
-    "SA with random weights: the Fig. 5 ensembles or the authors' --randomKQ/--randomV flags",
-    check=_check_random,
-))
-
-
 # -- circle fields (angles) ---------------------------------------------------------------------
 
 
 def _circle(normalization: str) -> Callable[[AttentionParams, Members], Any]:
     def build(params: AttentionParams, members: Members) -> Any:
-        from dynamics import CircleAttention
-
         return CircleAttention(beta=members.betas.astype(float), normalization=normalization,
                                causal=params.causal)
 
     return build
 
 
-register_field(FieldEntry(
-    "circle-sa", AttentionParams, _circle("softmax"), "angles",
-    "SA on the circle in angle form (7.1), d = 2",
-    equiangular=lambda p: None,
-))
-register_field(FieldEntry(
-    "circle-usa", AttentionParams, _circle("usa"), "angles",
-    "USA on the circle in angle form (7.1), d = 2",
-    equiangular=lambda p: None,
-))
+# -- the table -----------------------------------------------------------------------------------
+
+FIELD_ENTRIES: tuple[FieldEntry, ...] = (
+    FieldEntry("sa", AttentionParams, _attention("softmax"), "sphere",
+               "self-attention (2.6) with Q = K = V = I, softmax normalisation",
+               equiangular=lambda p: None if p.causal else "softmax"),
+    FieldEntry("usa", AttentionParams, _attention("usa"), "sphere",
+               "unnormalised self-attention (2.6): Z_i replaced by n",
+               equiangular=lambda p: None if p.causal else "usa"),
+    FieldEntry("random", RandomParams, _random, "sphere", "SA with random weights: the Fig. 5 "
+               "ensembles or the authors' --randomKQ/--randomV flags", check=_check_random),
+    FieldEntry("circle-sa", AttentionParams, _circle("softmax"), "angles",
+               "SA on the circle in angle form (7.1), d = 2"),
+    FieldEntry("circle-usa", AttentionParams, _circle("usa"), "angles",
+               "USA on the circle in angle form (7.1), d = 2"),
+)

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from experiments.registry import STUDY_KINDS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", metavar="STORE", help="a study store (.zarr directory or .nc)")
@@ -25,7 +27,6 @@ def plot_store(store: str | Path, out_dir: str | Path | None = None) -> list[Pat
 
     matplotlib.use("Agg")
     from experiments.runner import load_study
-    from experiments.studies import STUDY_KINDS
 
     store = Path(store)
     ds, config = load_study(store)

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from experiments.chunks import Layout, members_of
-from experiments.config import StudyConfig
+from experiments.registry import COMMANDS, STUDY_KINDS
+from experiments.schema import StudyConfig
 from experiments.store import (
     ChunkWriter,
     append_history,
@@ -48,6 +49,7 @@ from experiments.store import (
     create_store,
     done_mask,
     export_netcdf,
+    load_config,
     open_dataset,
     read_attrs,
     write_summary,
@@ -71,8 +73,6 @@ def torch_threads(count: int) -> Iterator[None]:
 
 def compute_chunk(config: StudyConfig, index: int) -> tuple[int, dict[str, np.ndarray]]:
     """The stored arrays of chunk ``index``, each shaped like its region of the store."""
-    from experiments.studies import STUDY_KINDS
-
     kind = STUDY_KINDS[config.study]
     chunk = Layout.of(config).chunk(index)
     members = members_of(config, chunk)
@@ -101,7 +101,7 @@ def _process_pool(config: StudyConfig, pending: Sequence[int],
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["experiments.runner", "experiments.studies", "dynamics"])
+    context.set_forkserver_preload(["experiments.runner", COMMANDS[config.study].kind])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(compute_chunk, config, index) for index in pending}
         try:
@@ -225,8 +225,6 @@ def run_study(
 
     A store made from a different config is refused (``StoreMismatch``) before any work.
     """
-    from experiments.studies import STUDY_KINDS
-
     command = command or " ".join(sys.argv)
     start = time.perf_counter()
     store, netcdf = output_paths(out, format)
@@ -272,8 +270,6 @@ def run_study(
 
 def load_study(path: str | Path) -> tuple[Any, StudyConfig]:
     """(Dataset, config) of a stored study (zarr directory or netCDF file)."""
-    from experiments.store import load_config
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no study store at {path}")

@@ -36,6 +36,7 @@ import numpy as np
 
 from experiments.chunks import GRID_DIMS, Layout, WorkChunk
 from experiments.config import StudyConfig, config_from_dict, differences
+from experiments.registry import STUDY_KINDS
 
 STORE_VERSION = 1
 DONE = "chunk_done"
@@ -74,8 +75,6 @@ def _now() -> str:
 def _template(config: StudyConfig, layout: Layout, command: str) -> Any:
     import dask.array as da
     import xarray as xr
-
-    from experiments.studies import STUDY_KINDS
 
     kind = STUDY_KINDS[config.study]
     coords: dict[str, Any] = {

@@ -1,4 +1,7 @@
-"""python -m paper_repro [ID ...] [--quick | --full] [--out DIR] [--scheme faithful|exact]."""
+"""python -m paper_repro [ID ...] [--quick | --full] [--replot] [--out DIR] [--scheme S].
+
+Prints each figure's checks as a table and exits with status 1 if any check fails (2 if a
+``--replot`` finds no stored data)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import time
 from pathlib import Path
 
 from paper_repro import FIGURES, FigureRequest
+from paper_repro.registry import MissingStore, make
+from paper_repro.schemes import SCHEMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes for a 2-core CPU")
     size.add_argument("--full", action="store_true", help="the papers' sizes")
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw from <out>/<ID>.zarr without computing (its stored sizes)")
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output directory")
-    parser.add_argument("--scheme", choices=("faithful", "exact"), default="faithful")
+    parser.add_argument("--scheme", choices=SCHEMES, default="faithful")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -26,16 +33,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown figure IDs {unknown}; available: {sorted(FIGURES)}")
     request = FigureRequest(out=args.out, quick=not args.full, scheme=args.scheme,
                             device=args.device, seed=args.seed)
+    failed, missing = [], []
     for figure_id in args.ids or sorted(FIGURES):
-        title, make = FIGURES[figure_id]
         start = time.perf_counter()
-        report = make(request)
-        print(f"[{figure_id}] {title}: {time.perf_counter() - start:.1f} s")
-        for line in report.checks:
-            print(f"    {line}")
+        try:
+            report = make(figure_id, request, replot=args.replot)
+        except MissingStore as error:
+            missing.append(str(error))
+            print(error, file=sys.stderr)
+            continue
+        print(f"[{figure_id}] {FIGURES[figure_id].title}: {time.perf_counter() - start:.1f} s")
+        if report.skipped:
+            print(f"    skipped: {report.skipped}")
+        for check in report.checks:
+            print(f"    {check.row()}")
         for path in report.files:
             print(f"    wrote {path}")
-    return 0
+        if report.store:
+            print(f"    data  {report.store}")
+        failed += [f"{figure_id}: {c.name}" for c in report.failed]
+    if failed:
+        print("FAILED checks:\n  " + "\n  ".join(failed), file=sys.stderr)
+    return 2 if missing else (1 if failed else 0)
 
 
 if __name__ == "__main__":

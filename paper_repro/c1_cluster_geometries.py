@@ -33,7 +33,7 @@ from scipy.spatial import ConvexHull, QhullError
 from dynamics import PureSelfAttention, RescaledSelfAttention, uniform_box
 from dynamics.ensembles import PRINTED_V_2305
 from paper_repro.plotting import BLUE, frame_indices, quick_note, save_movie, thin
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, T, BOX = 20, 5.0, 5.0
@@ -231,27 +231,40 @@ def _movie(geometry: Geometry, times: np.ndarray, z: np.ndarray, request: Figure
     return save_movie(fig, draw, frames, request, f"C1_{geometry.key}")
 
 
-def _check_line(geometry: Geometry, numbers: dict[str, float]) -> str:
+HULL_TOLERANCE = 1e-9  # hull(z(t+h)) inside hull(z(t)), up to rounding
+MAX_HYPERPLANES = 3  # Thm 4.1
+
+
+def _check(geometry: Geometry, numbers: dict[str, float]) -> Check:
     if geometry.claim == "hyperplanes":
-        count = int(numbers["hyperplanes"])
-        return (f"C1: {geometry.key}: <w, z_i(T)> takes {count} distinct values (tolerance "
-                f"{numbers['tolerance']:.2f}; Thm 4.1: <= 3 parallel hyperplanes: "
-                f"{'ok' if count <= 3 else 'VIOLATED'})")
-    where = "" if geometry.claim == "polytope" else " (projection on the positive eigenspace)"
-    ok = numbers["hull_excess"] <= 1e-9
-    return (f"C1: {geometry.key}{where}: hull(z(t+h)) inside hull(z(t)) at every step - max "
-            f"excess {numbers['hull_excess']:.1e} ({'ok' if ok else 'VIOLATED'}); "
-            f"{int(numbers['limit_points'])} distinct points at T = {T:g}; tokens within "
-            f"{numbers['off_boundary']:.2f} of the hull boundary or 0 (size "
-            f"{numbers['size']:.1f})")
+        return Check(f"C1 {geometry.key}: distinct values of <w, z_i(T)>",
+                     int(numbers["hyperplanes"]), MAX_HYPERPLANES, "<=",
+                     f"Thm 4.1, tolerance {numbers['tolerance']:.2f}")
+    where = "" if geometry.claim == "polytope" else " (positive eigenspace)"
+    return Check(f"C1 {geometry.key}{where}: max excess of hull(z(t+h)) over hull(z(t))",
+                 numbers["hull_excess"], HULL_TOLERANCE, "<=",
+                 f"{int(numbers['limit_points'])} distinct points at T = {T:g}; tokens within "
+                 f"{numbers['off_boundary']:.2f} of the hull boundary or 0 (size "
+                 f"{numbers['size']:.1f})")
 
 
-@register("C1", "cluster geometries of pure self-attention (2305.05465), with movies")
-def figure_c1(request: FigureRequest) -> FigureReport:
+def compute(request: FigureRequest):
+    """z (time, token, dim) of each geometry, as variables z_<key> (d = 2 or 3)."""
+    runs = [flow(g, request.seed + col, request.scheme) for col, g in enumerate(GEOMETRIES)]
+    return dataset({f"z_{g.key}": (("time", "token", f"dim{g.d}"), z,
+                                   {"long_name": f"rescaled tokens e^(-tV) x, {g.title}"})
+                    for g, (_, z) in zip(GEOMETRIES, runs, strict=True)},
+                   {"time": runs[0][0]}, n=N, T=T, h=0.1, box=BOX, beta=1, **{"Q=K": "I"},
+                   integrator=describe(request.scheme, faithful="rk4"))
+
+
+@register("C1", "cluster geometries of pure self-attention (2305.05465), with movies", compute)
+def draw(ds, request: FigureRequest):
     fig = plt.figure(figsize=(15, 3.6))
     files, checks, results = [], [], {}
-    runs = [flow(g, request.seed + col, request.scheme) for col, g in enumerate(GEOMETRIES)]
-    for col, (geometry, (times, z)) in enumerate(zip(GEOMETRIES, runs, strict=True)):
+    times = ds["time"].values
+    runs = [ds[f"z_{g.key}"].values for g in GEOMETRIES]
+    for col, (geometry, z) in enumerate(zip(GEOMETRIES, runs, strict=True)):
         ax = fig.add_subplot(1, len(GEOMETRIES), col + 1,
                              **({"projection": "3d"} if geometry.d == 3 else {}))
         frame = Frame(ax, z, geometry.title)
@@ -261,7 +274,7 @@ def figure_c1(request: FigureRequest) -> FigureReport:
         numbers = analyse(geometry, z)
         results[geometry.key] = {"V": geometry.V, "z_final": z[-1], "z_initial": z[0],
                                  **numbers}
-        checks.append(_check_line(geometry, numbers))
+        checks.append(_check(geometry, numbers))
     fig.suptitle(f"C1 - rescaled pure self-attention z = e^(-tV) x, n = {N}, t = 0 -> {T:g} "
                  f"({describe(request.scheme, faithful='rk4')}); silver: convex hull at T",
                  fontsize=10)
@@ -269,8 +282,8 @@ def figure_c1(request: FigureRequest) -> FigureReport:
     data = {"parameters": {"n": N, "T": T, "h": 0.1, "box": BOX, "beta": 1, "Q=K": "I",
                            "integrator": describe(request.scheme, faithful="rk4")},
             "geometries": results}
-    files += save_figure(fig, request, "C1_cluster_geometries", data)
+    files += save_figure(fig, request, "C1_cluster_geometries", data, checks)
     plt.close(fig)
-    for geometry, (times, z) in zip(GEOMETRIES, runs, strict=True):
+    for geometry, z in zip(GEOMETRIES, runs, strict=True):
         files.append(_movie(geometry, times, z, request))
-    return FigureReport("C1", files, checks)
+    return files, checks

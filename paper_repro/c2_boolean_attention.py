@@ -20,7 +20,7 @@ import numpy as np
 from attention.reference import attention_weights
 from dynamics import PureSelfAttention, RescaledSelfAttention, from_rescaled, uniform_box
 from paper_repro.plotting import quick_note
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, T = 20, 12.0
@@ -58,11 +58,22 @@ def _run(seed: int, batch: int, scheme: str, times: np.ndarray) -> np.ndarray:
     return np.asarray(integrate(field, z0, times, scheme, faithful="rk4").states)
 
 
-@register("C2", "Boolean attention in d = 1: P(t) becomes rows e_a / e_b (2305.05465 Thm 2.1)")
-def figure_c2(request: FigureRequest) -> FigureReport:
-    times = np.array(SNAPSHOTS)
-    z = _run(request.seed, 1, request.scheme, time_grid(T))[0]
-    grid = time_grid(T)
+def compute(request: FigureRequest):
+    """The drawn start's rescaled tokens z (time, token) and the final z of many starts."""
+    z = _run(request.seed, 1, request.scheme, time_grid(T))[0, :, :, 0]
+    seeds = request.pick(64, 256, tiny=16)
+    finals = _run(request.seed + 1, seeds, request.scheme, np.array(SNAPSHOTS))[:, -1, :, 0]
+    return dataset({"z": (("time", "token"), z, {"long_name": "rescaled token z = e^-t x"}),
+                    "z_final": (("start", "token"), finals, {"long_name": f"z at t = {T:g}"})},
+                   {"time": time_grid(T)}, n=N, d=1, T=T, V=1, QK=1, x0="U[-1, 1]",
+                   row_tolerance=ROW_TOL, seeds=seeds,
+                   integrator=describe(request.scheme, faithful="rk4"))
+
+
+@register("C2", "Boolean attention in d = 1: P(t) becomes rows e_a / e_b (2305.05465 Thm 2.1)",
+          compute)
+def draw(ds, request: FigureRequest):
+    z, grid = ds["z"].values[..., None], ds["time"].values
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.9))
     shown = {}
     for ax, t in zip(axes, SNAPSHOTS, strict=True):
@@ -75,8 +86,8 @@ def figure_c2(request: FigureRequest) -> FigureReport:
         shown[f"t={t:g}"] = {"P": p, "rank": rank}
     fig.colorbar(image, ax=axes, shrink=0.8)
     final = boolean_structure(shown[f"t={T:g}"]["P"], z[-1, :, 0])
-    seeds = request.pick(64, 256, tiny=16)
-    finals = _run(request.seed + 1, seeds, request.scheme, times)[:, -1]
+    finals = ds["z_final"].values[..., None]
+    seeds = len(finals)
     many = [boolean_structure(p, zz[:, 0])
             for p, zz in zip(attention_matrix(T, finals), finals, strict=True)]
     ranks = np.array([m["rank"] for m in many])
@@ -90,16 +101,15 @@ def figure_c2(request: FigureRequest) -> FigureReport:
                            "integrator": describe(request.scheme, faithful="rk4")},
             "shown": shown, "shown_limit": final,
             "seeds_rank": ranks, "seeds_exceptional_rows": exceptional}
-    files = save_figure(fig, request, "C2_boolean_attention", data)
-    plt.close(fig)
     counts = {int(r): int((ranks == r).sum()) for r in np.unique(ranks)}
     checks = [
-        f"C2: drawn start at t = {T:g}: rank {final['rank']}, leaders {final['leaders']} "
-        f"(largest/smallest token {final['extremes']}), rows not e_a/e_b: "
-        f"{final['exceptional_rows']}",
-        f"C2: {seeds} starts at t = {T:g}: rank distribution {counts} (Thm 2.1: <= 3, a.e. 1 or "
-        f"2: {'ok' if ranks.max() <= 3 else 'VIOLATED'}); rows not e_a/e_b per start at most "
-        f"{exceptional.max()} ({'ok' if exceptional.max() <= 1 else 'VIOLATED'}: <= 1); "
-        f"leaders = largest/smallest token in {leaders_ok:.0%} of starts",
+        Check(f"C2: largest rank of P(T) over {seeds} starts", int(ranks.max()), 3, "<=",
+              f"Thm 2.1; rank distribution {counts}; drawn start: rank {final['rank']}, "
+              f"leaders {final['leaders']} (extremes {final['extremes']})"),
+        Check("C2: most rows of P(T) that are not e_a or e_b, per start",
+              int(exceptional.max()), 1, "<=",
+              f"leaders = largest/smallest token in {leaders_ok:.0%} of starts"),
     ]
-    return FigureReport("C2", files, checks)
+    files = save_figure(fig, request, "C2_boolean_attention", data, checks)
+    plt.close(fig)
+    return files, checks

@@ -23,7 +23,7 @@ import numpy as np
 
 from dynamics import SA, CircleSA, angles_to_points, points_to_angles, uniform_angles
 from paper_repro.plotting import BLUE, quick_note, unit_circle
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, BETA, T = 200, 64.0, 150.0
@@ -77,11 +77,22 @@ def _snapshot(ax, theta: np.ndarray, strong: list[int], plain: list[int], title:
     ax.set_title(title, fontsize=9)
 
 
-@register("C5", "causal attention: strong Rényi centres stay put (n = 200, beta = 64)")
-def figure_c5(request: FigureRequest) -> FigureReport:
-    theta0 = uniform_angles(request.seed, 1, N)
+def compute(request: FigureRequest):
+    """Angles of the drawn run (time, token) and of more seeds at the snapshots."""
     times = time_grid(T, 0.5) if request.scheme == "exact" else time_grid(T)
-    theta = _flow(theta0, times, request.scheme)[0]
+    seeds = request.pick(16, 64, tiny=4)
+    more = _flow(uniform_angles(request.seed + 1, seeds, N), np.array(SNAPSHOTS), request.scheme)
+    return dataset({
+        "theta": (("time", "token"), _flow(uniform_angles(request.seed, 1, N), times,
+                                           request.scheme)[0], {"units": "rad"}),
+        "theta_seeds": (("seed", "snapshot", "token"), more, {"units": "rad"}),
+    }, {"time": times, "snapshot": list(SNAPSHOTS)}, n=N, beta=BETA, T=T, delta=DELTA,
+        integrator=describe(request.scheme))
+
+
+@register("C5", "causal attention: strong Rényi centres stay put (n = 200, beta = 64)", compute)
+def draw(ds, request: FigureRequest):
+    times, theta = ds["time"].values, ds["theta"].values
     renyi = renyi_centres(theta[0])
     strong = renyi_centres(theta[0], strong=True)
     plain = [k for k in renyi if k not in strong]
@@ -118,29 +129,19 @@ def figure_c5(request: FigureRequest) -> FigureReport:
             "renyi_centres": renyi, "strong_centres": strong, "absorbed_centres": absorbed,
             "times": times[::5], "centre_displacement": {str(k): moved[::5, k] for k in renyi},
             "final_distance_to_strong": near_strong, "final_distance_to_renyi": near_renyi}
-    seeds = request.pick(16, 64, tiny=4)
+    runs = ds["theta_seeds"].values
+    seeds = len(runs)
     quick_note(fig, request, f"summary over {seeds} more seeds (full: 64)")
-    runs = _flow(uniform_angles(request.seed + 1, seeds, N), np.array(SNAPSHOTS), request.scheme)
     stats = [summary(run) for run in runs]
     data["seeds_summary"] = stats
-    files = save_figure(fig, request, "C5_renyi_centres", data)
+    checks = [Check(
+        f"C5: largest move of a strong centre over [0, {T:g}]", strong_max, DELTA / 10, "<",
+        f"{len(renyi)} Rényi centres, {len(strong)} strong; other centres move up to "
+        f"{(float(moved[:, plain].max()) if plain else 0.0):.2e}, absorbed: {absorbed or 'none'}; "
+        f"at t = {T:g} {np.mean(near_strong <= DELTA):.0%} of the tokens are within delta of a "
+        f"strong centre; {seeds} more seeds: strong centres moved at most "
+        f"{max(s['strong_moved'] for s in stats):.2e}, Rényi / strong centres "
+        f"{[s['renyi'] for s in stats]} / {[s['strong'] for s in stats]}")]
+    files = save_figure(fig, request, "C5_renyi_centres", data, checks)
     plt.close(fig)
-    checks = [
-        f"C5: {len(renyi)} Rényi centres, {len(strong)} strong (delta = {DELTA:g}; "
-        f"sqrt(beta) = {math.sqrt(BETA):g}, 2 pi / delta = {2 * math.pi / DELTA:.1f})",
-        f"C5: strong centres move at most {strong_max:.2e} over [0, {T:g}] "
-        f"({'stay put' if strong_max < 0.1 * DELTA else 'MOVED'}: < delta/10 = {DELTA / 10:g}); "
-        f"other Rényi centres move up to "
-        f"{(float(moved[:, plain].max()) if plain else 0.0):.2e}, absorbed by t = {T:g}: "
-        f"{absorbed or 'none'}",
-        f"C5: at t = {T:g}, {np.mean(near_strong <= DELTA):.0%} of the tokens are within delta "
-        f"of a strong centre, {np.mean(near_renyi <= DELTA):.0%} within delta of a Rényi centre "
-        f"(max distances {near_strong.max():.3f}, {near_renyi.max():.3f})",
-        f"C5: over {seeds} more seeds: Rényi / strong centres "
-        f"{[s['renyi'] for s in stats]} / {[s['strong'] for s in stats]}; strong centres moved "
-        f"at most {max(s['strong_moved'] for s in stats):.2e}; tokens within delta of a strong "
-        f"centre at t = {T:g}: {min(s['near_strong'] for s in stats):.0%} to "
-        f"{max(s['near_strong'] for s in stats):.0%}; absorbed plain centres "
-        f"{[s['absorbed'] for s in stats]}",
-    ]
-    return FigureReport("C5", files, checks)
+    return files, checks

@@ -26,17 +26,17 @@ e^{-2 alpha t} for nGPT (|A_i| -> 1 at consensus).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dynamics import SA, PeriLN, PreLN, equiangular, uniform_sphere
+from dynamics import SA, PeriLN, PreLN, Wrapper, equiangular, uniform_sphere
 from dynamics.observables import rotation_invariant
 from dynamics.space import SPHERE, Sphere
 from paper_repro.plotting import quick_note
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, D, T = 32, 512, 10.0
@@ -44,36 +44,24 @@ BETA = math.sqrt(D)
 ALPHA_NGPT = 0.2
 COLORS = {"Post-LN": "#1f77b4", "Pre-LN": "#ff7f0e", "Peri-LN": "#2ca02c", "nGPT": "#d62728",
           "nGPT, alpha = 1": "#d62728"}
+# theory of each fitted rate (exponential rate, or log-log slope for Pre-LN), and tolerance
+RATE_THEORY = {"Post-LN": (2.0, 0.02), "Pre-LN": (-2.0, 0.05), "nGPT": (2 * ALPHA_NGPT, 0.02),
+               "nGPT, alpha = 1": (2.0, 0.02)}
 MISSING = "Mix-LN, sqrt-scaling: equations not recovered (paper.md 2.11), not shown"
 
 
 @dataclass(frozen=True)
-class NGPT:
+class NGPT(Wrapper):
     """nGPT-style attention on the sphere: theta_i' = alpha P^perp (A_i / |A_i|)."""
 
     attention: Any = field(default_factory=SA)
     alpha: float = ALPHA_NGPT
 
+    INNER: ClassVar[str] = "attention"
+
     @property
     def space(self) -> Sphere:
         return SPHERE
-
-    @property
-    def time_dependent(self) -> bool:
-        return bool(getattr(self.attention, "time_dependent", False))
-
-    @property
-    def span_preserving(self) -> bool:
-        return bool(getattr(self.attention, "span_preserving", False))
-
-    def check(self, x) -> None:
-        self.attention.check(x)
-
-    def on(self, like) -> NGPT:
-        return replace(self, attention=self.attention.on(like))
-
-    def restricted(self, basis) -> NGPT:
-        return replace(self, attention=self.attention.restricted(basis))
 
     def drive(self, t, x):
         a = self.attention.drive(t, x)
@@ -153,13 +141,30 @@ def fitted_rates(times: np.ndarray, gaps: dict[str, np.ndarray]) -> dict[str, fl
     return out
 
 
-@register("C6", "normalisation placements: Post/Pre/Peri-LN and nGPT (d = 512, beta = sqrt d)")
-def figure_c6(request: FigureRequest) -> FigureReport:
+def compute(request: FigureRequest):
+    """rho(t) per placement and realisation; 1 - rho(t) from the equiangular start."""
     batch = request.pick(32, 128, tiny=4)
     times = time_grid(T)
     curves = cosine_curves(request, batch, times)
     long_times = np.concatenate([time_grid(10.0, 0.25), np.linspace(11.0, 200.0, 190)])
     gaps = rate_curves(long_times)
+    return dataset({
+        "rho": (("placement", "realisation", "time"), list(curves.values()),
+                {"long_name": "mean pairwise cosine"}),
+        "gap": (("placement", "long_time"), list(gaps.values()),
+                {"long_name": "1 - rho, equiangular start"}),
+    }, {"placement": list(curves), "time": times, "long_time": long_times}, n=N, d=D,
+        beta=BETA, T=T, batch=batch, weights="Q, K iid N(0, 1/d), V = I", ngpt_alpha=ALPHA_NGPT,
+        integrator=describe(request.scheme), not_shown=MISSING)
+
+
+@register("C6", "normalisation placements: Post/Pre/Peri-LN and nGPT (d = 512, beta = sqrt d)",
+          compute)
+def draw(ds, request: FigureRequest):
+    batch, times, long_times = ds.sizes["realisation"], ds["time"].values, ds["long_time"].values
+    names = [str(name) for name in ds["placement"].values]
+    curves = dict(zip(names, ds["rho"].values, strict=True))
+    gaps = dict(zip(names, ds["gap"].values, strict=True))
     rates = fitted_rates(long_times, gaps)
     fig, (ax, ax_rate) = plt.subplots(1, 2, figsize=(11, 4.2))
     summary = {}
@@ -194,21 +199,17 @@ def figure_c6(request: FigureRequest) -> FigureReport:
                            "integrator": describe(request.scheme), "not_shown": MISSING},
             "times": times, "rho": summary,
             "rates": {"times": long_times, "gap": gaps, "fitted": rates}}
-    files = save_figure(fig, request, "C6_normalization", data)
-    plt.close(fig)
     at = {t: int(np.searchsorted(times, t)) for t in (1.0, 2.0, 5.0, 10.0)}
-    table = "; ".join(
-        f"{name} " + "/".join(f"{s['mean'][k]:.3f}" for k in at.values())
-        for name, s in summary.items())
+    table = "; ".join(f"{name} " + "/".join(f"{s['mean'][k]:.3f}" for k in at.values())
+                      for name, s in summary.items())
     order_1 = sorted(summary, key=lambda name: -summary[name]["mean"][at[1.0]])
-    checks = [
-        f"C6: rho at t = 1/2/5/10: {table}",
-        f"C6: order at t = 1 (fastest first): {', '.join(order_1)} (Survey: nGPT and Peri-LN "
-        "fastest at first, then Post-LN, Pre-LN slower; nGPT's place depends on its step "
-        "factor alpha, 0.2 in the simuformer code)",
-        f"C6: rates (Q = K = V = I): Post-LN 1 - rho ~ e^(-{rates['Post-LN']:.3f} t) "
-        f"(theory 2), Pre-LN log-log slope {rates['Pre-LN']:.3f} (theory -2), Peri-LN slope "
-        f"{rates['Peri-LN']:.3f}, nGPT rate {rates['nGPT']:.3f} (2 alpha = {2 * ALPHA_NGPT:g}), "
-        f"with alpha = 1 {rates['nGPT, alpha = 1']:.3f} (2)",
-    ]
-    return FigureReport("C6", files, checks)
+    notes = {"Post-LN": f"rho at t = 1/2/5/10: {table}",
+             "Pre-LN": f"order at t = 1, fastest first: {', '.join(order_1)} (Survey: nGPT and "
+                       "Peri-LN, then Post-LN, then Pre-LN)",
+             "nGPT": f"Peri-LN log-log slope {rates['Peri-LN']:.3f}"}
+    checks = [Check(f"C6: {name}: |fitted rate - theory {theory:g}|",
+                    abs(rates[name] - theory), tolerance, "<=", notes.get(name, ""))
+              for name, (theory, tolerance) in RATE_THEORY.items()]
+    files = save_figure(fig, request, "C6_normalization", data, checks)
+    plt.close(fig)
+    return files, checks

@@ -24,7 +24,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dynamics import Histogram, inner_product_histograms, normalize, pairwise_inner_products
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import (
+    FIGURES,
+    Check,
+    FigureRequest,
+    Unavailable,
+    dataset,
+    make,
+    parameters,
+    register,
+    save_figure,
+    write_store,
+)
 
 MODEL = "albert-xlarge-v2"
 LAYERS_24 = (0, 1, 21, 22, 23, 24)
@@ -33,10 +44,6 @@ MIN_TOKENS = 300
 COLOR = "#3658bf"
 XLIM = (-0.4, 1.05)
 NEAR_ONE = 0.9
-
-
-class Unavailable(RuntimeError):
-    """The model, the data or a library is not available locally."""
 
 
 def layer_histograms(states: dict[int, np.ndarray], *, include_diagonal: bool = False
@@ -121,10 +128,36 @@ def hidden_states(seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarra
             {k: out48[k][0].double().numpy() for k in LAYERS_48}, meta)
 
 
+def states_dataset(states24: dict[int, np.ndarray], states48: dict[int, np.ndarray],
+                   meta: dict, *, include_diagonal: bool = False):
+    """The hidden states (layer, token, feature) of both runs as F1's Dataset."""
+    return dataset({f"states{depth}": ((f"layer{depth}", "token", "feature"),
+                                       np.stack(list(s.values())))
+                    for depth, s in ((24, states24), (48, states48))},
+                   {"layer24": list(states24), "layer48": list(states48)}, model=MODEL,
+                   layers_24=LAYERS_24, layers_48=LAYERS_48, include_diagonal=include_diagonal,
+                   **meta)
+
+
 def make_figure(request: FigureRequest, states24: dict[int, np.ndarray],
-                states48: dict[int, np.ndarray], meta: dict, *, include_diagonal: bool = False
-                ) -> FigureReport:
-    """Draw, save and check F1 from hidden states (real or, in tests, synthetic)."""
+                states48: dict[int, np.ndarray], meta: dict, *, include_diagonal: bool = False):
+    """F1 from hidden states (real or, in tests, synthetic), through its store."""
+    ds = states_dataset(states24, states48, meta, include_diagonal=include_diagonal)
+    write_store(ds, request.out / "F1.zarr", FIGURES["F1"], request)
+    return make("F1", request, replot=True)
+
+
+def compute(request: FigureRequest):
+    return states_dataset(*hidden_states(request.seed))
+
+
+@register("F1", "ALBERT xlarge-v2 inner-product histograms (needs the model locally)", compute)
+def draw(ds, request: FigureRequest):
+    """Draw, save and check F1 from the stored hidden states."""
+    meta = parameters(ds)
+    include_diagonal = meta.pop("include_diagonal")
+    states24, states48 = ({int(k): ds[f"states{n}"].sel({f"layer{n}": k}).values
+                           for k in ds[f"layer{n}"].values} for n in (24, 48))
     rows = [("24 layers", layer_histograms(states24, include_diagonal=include_diagonal)),
             ("48 layers", layer_histograms(states48, include_diagonal=include_diagonal))]
     fig = draw_histograms(rows)
@@ -132,26 +165,14 @@ def make_figure(request: FigureRequest, states24: dict[int, np.ndarray],
                  f"{'with' if include_diagonal else 'without'} i = j)", fontsize=10, y=1.01)
     near = {**mass_near_one(states24, include_diagonal=include_diagonal),
             **mass_near_one(states48, include_diagonal=include_diagonal)}
-    data = {"parameters": {"model": MODEL, "layers_24": LAYERS_24, "layers_48": LAYERS_48,
-                           "include_diagonal": include_diagonal, **meta},
+    data = {"parameters": {**meta, "include_diagonal": include_diagonal},
             "histograms": {f"{label}: layer {k}": {"density": h.density, "edges": h.edges}
                            for label, hists in rows for k, h in hists.items()},
             "mass_above_0.9": near}
-    files = save_figure(fig, request, "F1_albert", data)
-    plt.close(fig)
     first, last = min(near), max(near)
-    checks = [f"F1: fraction of pairs with <x_i, x_j> > {NEAR_ONE}: layer {first} "
-              f"{near[first]:.3f} -> layer {last} {near[last]:.3f} "
-              f"({'grows' if near[last] > near[first] else 'does NOT grow'} with depth)"]
-    return FigureReport("F1", files, checks)
-
-
-@register("F1", "ALBERT xlarge-v2 inner-product histograms (needs the model locally)")
-def figure_f1(request: FigureRequest) -> FigureReport:
-    try:
-        states24, states48, meta = hidden_states(request.seed)
-    except Unavailable as reason:
-        return FigureReport("F1", [], [
-            f"F1: skipped - {reason}. It runs where transformers, datasets and sentencepiece "
-            f"are installed and {MODEL} and wikitext-103 are in the local Hugging Face cache."])
-    return make_figure(request, states24, states48, meta)
+    checks = [Check(f"F1: growth of the fraction of pairs with <x_i, x_j> > {NEAR_ONE}, layer "
+                    f"{first} -> {last}", near[last] - near[first], 0.0, ">",
+                    f"{near[first]:.3f} -> {near[last]:.3f}")]
+    files = save_figure(fig, request, "F1_albert", data, checks)
+    plt.close(fig)
+    return files, checks

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 from dynamics import theory
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, register, save_figure
 
 N = 32
 GREEN, RED = "#7fc97f", "#f0027f"
@@ -59,7 +59,8 @@ def _zone(ax, x0, y0, x1, y1, color, label, *, alpha=0.35, hatch=None, fontsize=
 
 
 @register("F2", "regime map of the clustering theorems (schematic, n = 32)")
-def figure_f2(request: FigureRequest) -> FigureReport:
+def draw(ds, request: FigureRequest):
+    """Closed form only (``thresholds``): no compute, no store."""
     values = thresholds()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     x2, x3, xn, xs = (X_MARKS[k] for k in ("2", "3", "n", "d*"))
@@ -95,18 +96,17 @@ def figure_f2(request: FigureRequest) -> FigureReport:
     ax.set_title("F2 - where single-cluster convergence is proved (SA and USA)", fontsize=10)
     data = {"parameters": {"n": N, "schematic": True}, "thresholds": values,
             "x_marks": X_MARKS}
-    files = save_figure(fig, request, "F2_regime_map", data)
-    plt.close(fig)
     ratio = values["beta_large_proof"] / values["beta_large_quoted"]
     checks = [
-        f"F2: d = 2 large-beta threshold for n = {N}: quoted n^2/pi^2 = "
-        f"{values['beta_large_quoted']:.2f}; the proof's (n-1) tau*_beta < pi/2 needs beta >= "
-        f"{values['beta_large_proof']:.2f} (4(n-1)^2/pi^2 = {values['four_(n-1)^2/pi^2']:.2f}), "
-        f"{ratio:.2f} times more; at n^2/pi^2, (n-1) tau* = {values['(n-1)tau*_at_quoted']:.3f} "
-        f"{'<' if values['(n-1)tau*_at_quoted'] < math.pi else '>='} pi",
-        f"F2: Thm 6.3 zone d >= n: Wendel probability {values['wendel_d=n']:g} at d = n "
-        f"(vs {values['wendel_d=n/2']:g} at d = n/2, {values['wendel_d=2']:.2e} at d = 2)",
-        f"F2: Thm 6.9 zone: d*(n = {N}, beta = 1) = {values['d_star_beta=1']:.2e} from (D.9) "
-        "(the band is schematic)",
+        Check(f"F2: (n-1) tau*_beta at the quoted n^2/pi^2 (n = {N})",
+              values["(n-1)tau*_at_quoted"], math.pi, "<",
+              f"quoted {values['beta_large_quoted']:.2f}; the proof's (n-1) tau* < pi/2 needs "
+              f"beta >= {values['beta_large_proof']:.2f}, {ratio:.2f} times more"),
+        Check("F2: Wendel probability of a hemisphere at d = n", values["wendel_d=n"], 1.0, "==",
+              f"{values['wendel_d=n/2']:g} at d = n/2, {values['wendel_d=2']:.2e} at d = 2"),
+        Check(f"F2: d*(n = {N}, beta = 1) from (D.9)", values["d_star_beta=1"], float(N), ">",
+              "the Thm 6.9 band is schematic"),
     ]
-    return FigureReport("F2", files, checks)
+    files = save_figure(fig, request, "F2_regime_map", data, checks)
+    plt.close(fig)
+    return files, checks

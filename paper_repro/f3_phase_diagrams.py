@@ -11,8 +11,8 @@ and 1 survives at large beta and t: metastable clusters (F4 zooms into d = 2).
 
 Both schemes are always computed (``paper_repro.phase_studies``), each as one stored
 study over the six dimensions: ``faithful`` (the authors' x <- normalize(x + h A x),
-h = 0.1) and ``exact`` (RK4, h = 0.1). The heat maps show ``--scheme``; the bottom
-row compares the simulated high-d boundaries (where P falls through 1/2) with two
+h = 0.1) and ``exact`` (Dormand-Prince, rtol 1e-9). The heat maps show ``--scheme``;
+the bottom row compares the simulated high-d boundaries (where P falls through 1/2) with two
 exact curves: Gamma_{infinity,delta} from (6.9), which the exact flow tracks, and the
 same boundary for the authors' scheme (its exact equiangular map,
 ``f8_equiangular.authors_boundary_beta``), which the faithful runs track. The gap
@@ -52,7 +52,7 @@ from paper_repro.phase_studies import (
     store_path,
 )
 from paper_repro.plotting import phase_panel, quick_note
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 
 DIMS = (2, 8, 32, 128, 512, 1024)
 HIGH_D = (128, 512, 1024)
@@ -141,18 +141,32 @@ class Panels:
 CURVES = ("(6.9), n = 32", "authors' scheme, n = 32", f"(6.9), n = {OVERLAY_N} (curve.ipynb)")
 
 
-def load_panels(request: FigureRequest) -> Panels:
-    """Run (or reuse) both stored studies and derive the boundaries and curves."""
+def compute(request: FigureRequest):
+    """Run (or reuse) both stored studies; P, the simulated boundaries and the exact curves."""
     studies = {scheme: f3_study(request, scheme) for scheme in SCHEMES}
     times, betas = studies["exact"]["time"].values, studies["exact"]["beta"].values
-    prob = {s: studies[s]["probability"].values[0] for s in SCHEMES}
-    half = {s: {d: half_boundary(prob[s][j], betas) for j, d in enumerate(DIMS)}
+    prob = np.stack([studies[s]["probability"].values[0] for s in SCHEMES])
+    half = [[half_boundary(p, betas) for p in prob[k]] for k in range(len(SCHEMES))]
+    curves = [studies["exact"]["boundary_beta"].values[0], authors_boundary(times),
+              theory.phase_boundary_betas(times, OVERLAY_N, DELTA)]
+    return dataset({
+        "probability": (("scheme", "d", "beta", "time"), prob,
+                        {"long_name": "P(<x_i, x_j> >= 1 - delta)"}),
+        "boundary_half": (("scheme", "d", "time"), half, {"long_name": "beta where P = 1/2"}),
+        "gamma_inf": (("curve", "time"), curves, {"long_name": "Gamma_inf,delta as beta(t)"}),
+    }, {"scheme": list(SCHEMES), "d": list(DIMS), "beta": betas, "time": times,
+        "curve": list(CURVES)}, n=N, delta=DELTA, dims=DIMS, seeds=f3_grid(request).seeds,
+        h=0.1, schemes=SCHEME_LABELS, grid=f3_grid(request).describe(),
+        stores={s: str(store_path(request, f"F3-{s}").relative_to(request.out)) for s in SCHEMES})
+
+
+def load_panels(ds) -> Panels:
+    """The Panels of F3's stored Dataset."""
+    prob = {s: ds["probability"].sel(scheme=s).values for s in SCHEMES}
+    half = {s: dict(zip(DIMS, ds["boundary_half"].sel(scheme=s).values, strict=True))
             for s in SCHEMES}
-    curves = dict(zip(CURVES, (studies["exact"]["boundary_beta"].values[0],
-                               authors_boundary(times),
-                               theory.phase_boundary_betas(times, OVERLAY_N, DELTA)),
-                      strict=True))
-    return Panels(times, betas, prob, half, curves)
+    return Panels(ds["time"].values, ds["beta"].values, prob, half,
+                  dict(zip(CURVES, ds["gamma_inf"].values, strict=True)))
 
 
 def _heat_maps(fig, layout, panels: Panels, shown: str) -> None:
@@ -208,9 +222,10 @@ def _bias(ax, panels: Panels) -> None:
     ax.set_title("bias of the authors' scheme", fontsize=9)
 
 
-def check_claims(panels: Panels, shown: str) -> tuple[list[str], dict]:
-    """The printed checks and their numbers: each scheme's high-d boundary against its
-    exact curve, the bias between the schemes, the values at t = 30, the metastable band."""
+def check_claims(panels: Panels, shown: str) -> tuple[list[Check], dict]:
+    """The checks and their numbers: each scheme's high-d boundary against its exact curve
+    (within a beta-grid step at d = 1024, mean offset shrinking with d), the bias between
+    the schemes, the values at t = 30, the metastable band."""
     step = grid_spacing(panels.betas)
     reference = {"exact": panels.exact_curve, "faithful": panels.authors_curve}
     checks, agreement, verdicts = [], {}, {}
@@ -223,30 +238,29 @@ def check_claims(panels: Panels, shown: str) -> tuple[list[str], dict]:
         last = stats[HIGH_D[-1]]
         verdicts[scheme] = bool(last["max_abs"] <= AGREE_STEPS * step
                                 and offsets[-1] <= offsets[0])
-        checks.append(
-            f"F3: {scheme}: simulated boundary (P = 1/2) vs {name}: mean offset "
-            + ", ".join(f"{stats[d]['mean']:+.3f}" for d in HIGH_D)
-            + f" at d = {', '.join(map(str, HIGH_D))} (d x offset "
-            + ", ".join(f"{d * stats[d]['mean']:.0f}" for d in HIGH_D)
-            + f"); at d = {HIGH_D[-1]} max |dbeta| {last['max_abs']:.3f} (beta step "
-            f"{step:.3g}): " + ("converges to it" if verdicts[scheme] else "DIFFERS"))
+        note = ("mean offsets " + ", ".join(f"{stats[d]['mean']:+.3f}" for d in HIGH_D)
+                + f" at d = {', '.join(map(str, HIGH_D))}")
+        checks += [
+            Check(f"F3 {scheme}: max |boundary - {name}| at d = {HIGH_D[-1]}",
+                  last["max_abs"], AGREE_STEPS * step, "<=", f"beta step {step:.3g}; {note}"),
+            Check(f"F3 {scheme}: |mean offset| at d = {HIGH_D[-1]} minus at d = {HIGH_D[0]}",
+                  offsets[-1] - offsets[0], 0.0, "<=", "the offset shrinks with d"),
+        ]
     shift = {d: compare(panels.half["exact"][d], panels.half["faithful"][d], panels.betas)
              for d in HIGH_D}
     expected = float(np.nanmean(panels.exact_curve - panels.authors_curve))
-    checks.append(
-        "F3: bias of the authors' scheme (exact minus faithful boundary, mean over t): "
-        + ", ".join(f"d = {d}: {shift[d]['mean']:+.3f}" for d in HIGH_D)
-        + f"; exact curves: {expected:+.3f}")
     at_end = {**{name: float(curve[-1]) for name, curve in panels.curves.items()},
               **{f"simulated d = {HIGH_D[-1]}, {s}": float(panels.half[s][HIGH_D[-1]][-1])
                  for s in SCHEMES},
               **{f"paper, {k}": v for k, v in PAPER_AT_T30.items()}}
-    checks.append(f"F3: boundary beta at t = {panels.times[-1]:g}: " + "; ".join(
-        f"{k} {v:.2f}" for k, v in at_end.items()))
+    checks.append(Check(
+        "F3: bias of the authors' scheme, mean over t of beta(6.9) - beta(authors' map)",
+        expected, 0.0, ">", "simulated (exact minus faithful boundary): " + ", ".join(
+            f"d = {d}: {shift[d]['mean']:+.3f}" for d in HIGH_D)
+        + f"; at t = {panels.times[-1]:g}: " + "; ".join(
+            f"{k} {v:.2f}" for k, v in at_end.items())))
     band = {d: metastable_share(panels.probability[shown][j], panels.betas, panels.times)
             for j, d in enumerate(DIMS)}
-    checks.append("F3: metastable band (share of t >= 20, beta >= 4 with 0.05 < P < 0.95): "
-                  + ", ".join(f"d = {d}: {band[d]:.2f}" for d in DIMS))
     numbers = {"agreement": agreement, "converges": verdicts,
                "bias": {"simulated": {f"d={d}": shift[d] for d in HIGH_D},
                         "exact curves": expected},
@@ -254,10 +268,11 @@ def check_claims(panels: Panels, shown: str) -> tuple[list[str], dict]:
     return checks, numbers
 
 
-@register("F3", "phase diagrams P(<x_i, x_j> >= 1 - delta), n = 32, d = 2 ... 1024, both schemes")
-def figure_f3(request: FigureRequest) -> FigureReport:
-    grid = f3_grid(request)
-    panels = load_panels(request)
+@register("F3", "phase diagrams P(<x_i, x_j> >= 1 - delta), n = 32, d = 2 ... 1024, both schemes",
+          compute)
+def draw(ds, request: FigureRequest):
+    panels = load_panels(ds)
+    params = parameters(ds)
     shown = request.scheme
     fig = plt.figure(figsize=(13, 10.5))
     layout = fig.add_gridspec(3, 3, height_ratios=(1, 1, 1.05), hspace=0.42, wspace=0.22)
@@ -267,14 +282,13 @@ def figure_f3(request: FigureRequest) -> FigureReport:
     fig.suptitle(f"F3 - SA phase diagrams, $n = {N}$, $\\delta = 10^{{-3}}$; heat maps: "
                  f"{SCHEME_LABELS[shown]}; black: $\\Gamma_{{\\infty,\\delta}}$ from (6.9)"
                  + (", dashed: authors' scheme" if shown == "faithful" else ""), fontsize=10)
-    quick_note(fig, request, f"{grid.describe()} (full: 2048 seeds, 90 betas, t every 0.2)")
+    quick_note(fig, request, f"{params['grid']} (full: 2048 seeds, 90 betas, t every 0.2)")
     checks, numbers = check_claims(panels, shown)
     data = {
         "parameters": {"n": N, "delta": DELTA, "dims": DIMS, "betas": panels.betas,
-                       "times": panels.times, "seeds": grid.seeds, "h": 0.1,
+                       "times": panels.times, "seeds": params["seeds"], "h": 0.1,
                        "shown_scheme": shown, "schemes": SCHEME_LABELS,
-                       "stores": {s: str(store_path(request, f"F3-{s}").relative_to(request.out))
-                                  for s in SCHEMES}},
+                       "stores": params["stores"]},
         "probability": {s: {f"d={d}": rounded(panels.probability[s][j], 4)
                             for j, d in enumerate(DIMS)} for s in SCHEMES},
         "boundary_half": {s: {f"d={d}": rounded(panels.half[s][d]) for d in DIMS}
@@ -282,6 +296,6 @@ def figure_f3(request: FigureRequest) -> FigureReport:
         "gamma_inf": {k: rounded(v) for k, v in panels.curves.items()},
         **numbers,
     }
-    files = save_figure(fig, request, "F3_phase_diagrams", data)
+    files = save_figure(fig, request, "F3_phase_diagrams", data, checks)
     plt.close(fig)
-    return FigureReport("F3", files, checks)
+    return files, checks

@@ -36,13 +36,14 @@ from dynamics import (
 from paper_repro.f3_phase_diagrams import DIMS, f3_grid, f3_study
 from paper_repro.phase_studies import store_path
 from paper_repro.plotting import BLUE, circle_panel, phase_panel, quick_note
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, T, DELTA = 32, 30.0, 1e-3
 BETAS = (9.0, 4.0)  # top row, bottom row, as in the paper
 SNAPSHOTS = (0.0, 18.0, 30.0)
 CAPTION = {4.0: 2, 9.0: 3}
+Z_BOUND = 3.0  # the two estimates of the clustered-pair fraction agree within sampling error
 
 
 def _flow(beta: float, x0: np.ndarray, times: np.ndarray, scheme: str) -> np.ndarray:
@@ -82,10 +83,9 @@ def phase_row(study, beta: float) -> tuple[np.ndarray, float]:
     return pairs / (N * (N - 1) / 2), float(study["beta"].values[k])
 
 
-def _left_panel(ax, study, request: FigureRequest):
-    times, betas = study["time"].values, study["beta"].values
-    mesh = phase_panel(ax, times, betas, study["probability"].values[0, DIMS.index(2)],
-                       title="$d = 2$ (F3a)")
+def _left_panel(ax, ds):
+    times, betas = ds["phase_time"].values, ds["phase_beta"].values
+    mesh = phase_panel(ax, times, betas, ds["phase_probability"].values, title="$d = 2$ (F3a)")
     half = 0.5 * (betas[1] - betas[0])
     for beta in BETAS:
         ax.add_patch(Rectangle((times[0], beta - half), times[-1] - times[0], 2 * half,
@@ -97,40 +97,62 @@ def _left_panel(ax, study, request: FigureRequest):
     return mesh
 
 
-def _distribution(counts: np.ndarray) -> dict[int, int]:
-    return {int(k): int(v) for k, v in sorted(Counter(counts.tolist()).items())}
-
-
-@register("F4", "d = 2 phase diagram and metastable clusters on the circle, beta = 4 and 9")
-def figure_f4(request: FigureRequest) -> FigureReport:
+def compute(request: FigureRequest):
+    """The d = 2 panel of the F3 study (and its per-seed rows at beta = 9, 4), the drawn
+    trajectory per beta, and cluster counts and clustered-pair fractions over many seeds."""
     seeds = request.pick(256, 1024, tiny=32)
     x0 = uniform_sphere(request.seed, seeds, N, 2)
     times = time_grid(T)
     study = f3_study(request, request.scheme)
+    rows = [phase_row(study, beta) for beta in BETAS]
+    stats = [snapshot_statistics(beta, x0, request.scheme) for beta in BETAS]
+    return dataset({
+        "x": (("beta", "time", "token", "xy"),
+              [_flow(beta, x0[:1], times, request.scheme)[0] for beta in BETAS],
+              {"long_name": "drawn trajectory on S^1"}),
+        "counts": (("beta", "snapshot", "seed"), [[c[t] for t in SNAPSHOTS[1:]] for c, _ in stats],
+                   {"long_name": f"clusters (delta = {DELTA:g})"}),
+        "pair_fraction": (("beta", "seed"), [f for _, f in stats],
+                          {"long_name": "fraction of clustered pairs at t = 30"}),
+        "phase_probability": (("phase_beta", "phase_time"),
+                              study["probability"].values[0, DIMS.index(2)]),
+        "phase_row": (("beta", "phase_seed"), [r for r, _ in rows]),
+        "phase_row_beta": (("beta",), [b for _, b in rows]),
+    }, {"beta": list(BETAS), "time": times, "snapshot": list(SNAPSHOTS[1:]),
+        "phase_beta": study["beta"].values, "phase_time": study["time"].values},
+        n=N, T=T, h=0.1, delta=DELTA, betas=BETAS, snapshots=SNAPSHOTS, seeds=seeds,
+        integrator=describe(request.scheme), phase_diagram={
+            "store": str(store_path(request, f"F3-{request.scheme}").relative_to(request.out)),
+            "seeds": f3_grid(request).seeds}, phase_grid=f3_grid(request).describe())
+
+
+def _distribution(counts: np.ndarray) -> dict[int, int]:
+    return {int(k): int(v) for k, v in sorted(Counter(counts.tolist()).items())}
+
+
+@register("F4", "d = 2 phase diagram and metastable clusters on the circle, beta = 4 and 9",
+          compute)
+def draw(ds, request: FigureRequest):
+    params = parameters(ds)
+    seeds, times = params["seeds"], ds["time"].values
     fig = plt.figure(figsize=(14, 5.6))
     grid = fig.add_gridspec(2, 5, width_ratios=(1.5, 1, 1, 1, 1.15), wspace=0.15, hspace=0.4)
-    _left_panel(fig.add_subplot(grid[:, 0]), study, request)
-    data = {"parameters": {"n": N, "T": T, "h": 0.1, "delta": DELTA, "betas": BETAS,
-                           "snapshots": SNAPSHOTS, "seeds": seeds,
-                           "integrator": describe(request.scheme),
-                           "phase_diagram": {
-                               "store": str(store_path(request, f"F3-{request.scheme}")
-                                            .relative_to(request.out)),
-                               "seeds": f3_grid(request).seeds}},
+    _left_panel(fig.add_subplot(grid[:, 0]), ds)
+    data = {"parameters": params,
             "counts": {}, "distribution": {}, "shown": {}, "pair_fraction_at_T": {},
-            "phase_diagram": {"times": study["time"].values, "betas": study["beta"].values,
-                              "probability": np.round(
-                                  study["probability"].values[0, DIMS.index(2)], 4)}}
+            "phase_diagram": {"times": ds["phase_time"].values, "betas": ds["phase_beta"].values,
+                              "probability": np.round(ds["phase_probability"].values, 4)}}
     checks = []
     for row, beta in enumerate(BETAS):
-        shown = _flow(beta, x0[:1], times, request.scheme)[0]
+        shown = ds["x"].values[row]
         shown_count = int(cluster_count(shown[-1:], DELTA)[0])
         for col, t in enumerate(SNAPSHOTS):
             k = int(np.searchsorted(times, t))
             title = f"$t = {t:.1f}$" + (f",  $\\beta = {beta:g}$" if col == 0 else "")
             circle_panel(fig.add_subplot(grid[row, col + 1]), shown[k], start=shown[0],
                          trail=shown[: k + 1], title=title, size=18)
-        counts, fractions = snapshot_statistics(beta, x0, request.scheme)
+        counts = dict(zip(SNAPSHOTS[1:], ds["counts"].values[row], strict=True))
+        fractions = ds["pair_fraction"].values[row]
         ax = fig.add_subplot(grid[row, 4])
         for t, offset, color in ((18.0, -0.2, "0.6"), (30.0, 0.2, BLUE)):
             dist = _distribution(counts[t])
@@ -151,26 +173,24 @@ def figure_f4(request: FigureRequest) -> FigureReport:
         final = counts[30.0]
         mode = int(np.bincount(final).argmax())
         share = float(np.mean(final == CAPTION[beta]))
-        checks.append(
-            f"F4: beta = {beta:g}: clusters at t = 30 over {seeds} seeds "
-            f"{_distribution(final)} (t = 18: {_distribution(counts[18.0])}); mode {mode}, "
-            f"caption {CAPTION[beta]}: {'agrees' if mode == CAPTION[beta] else 'DIFFERS'} "
-            f"({share:.0%} of seeds); drawn seed: {shown_count}"
-        )
-        row_fractions, row_beta = phase_row(study, beta)
+        checks.append(Check(
+            f"F4 beta={beta:g}: modal cluster count at t = 30 over {seeds} seeds", mode,
+            CAPTION[beta], "==", f"the caption's; {_distribution(final)} (t = 18: "
+            f"{_distribution(counts[18.0])}), {share:.0%} of seeds; drawn seed: {shown_count}"))
+        row_fractions = ds["phase_row"].values[row]
+        row_beta = float(ds["phase_row_beta"].values[row])
         z = z_score(row_fractions, fractions)
         data["pair_fraction_at_T"][key] = {
             "phase_diagram": float(np.mean(row_fractions)), "phase_diagram_beta": row_beta,
             "circle_runs": float(np.mean(fractions)), "z": z}
-        checks.append(
-            f"F4: beta = {beta:g}: clustered pairs at t = 30: phase diagram P = "
-            f"{np.mean(row_fractions):.3f} ({row_fractions.size} seeds, row beta = "
-            f"{row_beta:g}), circle runs {np.mean(fractions):.3f} ({seeds} seeds); z = {z:.2f}: "
-            + ("consistent" if z < 3 else "DIFFERS"))
+        checks.append(Check(
+            f"F4 beta={beta:g}: z-score, clustered pairs at t = 30, phase diagram vs circle",
+            z, Z_BOUND, "<", f"P = {np.mean(row_fractions):.3f} ({row_fractions.size} seeds, "
+            f"row beta = {row_beta:g}), circle runs {np.mean(fractions):.3f} ({seeds} seeds)"))
     fig.suptitle(f"F4 - the $d = 2$ phase diagram and metastable clusters on $S^1$, SA, $n = {N}$ "
                  f"({describe(request.scheme)})", fontsize=10)
     quick_note(fig, request, f"{seeds} seeds per beta (full: 1024); phase diagram: "
-               f"{f3_grid(request).describe()} (full: 2048 seeds, 90 betas)")
-    files = save_figure(fig, request, "F4_circle_trajectories", data)
+               f"{params['phase_grid']} (full: 2048 seeds, 90 betas)")
+    files = save_figure(fig, request, "F4_circle_trajectories", data, checks)
     plt.close(fig)
-    return FigureReport("F4", files, checks)
+    return files, checks

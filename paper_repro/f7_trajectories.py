@@ -25,11 +25,12 @@ from paper_repro.plotting import (
     sphere_panel,
     view_towards,
 )
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, BETA, T = 64, 1.0, 15.0
 DELTA = 1e-3
+ENERGY_SLACK = -1e-12  # smallest energy increment allowed (rounding)
 
 
 def trajectories(d: int, request: FigureRequest) -> tuple[np.ndarray, np.ndarray]:
@@ -64,10 +65,18 @@ def _circle_movie(times, circle, request: FigureRequest, frames: list[int]):
     return save_movie(fig, draw, frames, request, "F7_circle")
 
 
-@register("F7", "trajectories on S^2 and S^1 with movies (n = 64, beta = 1, T = 15)")
-def figure_f7(request: FigureRequest) -> FigureReport:
-    times, sphere = trajectories(3, request)
-    _, circle = trajectories(2, request)
+def compute(request: FigureRequest):
+    """The S^2 and S^1 flows (time, token, dim)."""
+    (times, sphere), (_, circle) = trajectories(3, request), trajectories(2, request)
+    return dataset({"sphere": (("time", "token", "xyz"), sphere, {"long_name": "tokens on S^2"}),
+                    "circle": (("time", "token", "xy"), circle, {"long_name": "tokens on S^1"})},
+                   {"time": times}, n=N, beta=BETA, T=T, h=0.1, delta=DELTA,
+                   integrator=describe(request.scheme))
+
+
+@register("F7", "trajectories on S^2 and S^1 with movies (n = 64, beta = 1, T = 15)", compute)
+def draw(ds, request: FigureRequest):
+    times, sphere, circle = ds["time"].values, ds["sphere"].values, ds["circle"].values
     fig = plt.figure(figsize=(10, 4.2))
     ax = fig.add_subplot(1, 2, 1, projection="3d")
     sphere_panel(ax, sphere[-1], start=sphere[0], trail=sphere,
@@ -91,17 +100,14 @@ def figure_f7(request: FigureRequest) -> FigureReport:
         "energy_max": np.exp(BETA) / (2 * BETA),
         "times": times,
     }
-    files = save_figure(fig, request, "F7_trajectories", data)
+    gap = 1 - energy[-1] / data["energy_max"]
+    checks = [Check("F7: energy non-decreasing along the S^2 flow: min increment",
+                    float(np.diff(energy).min()), ENERGY_SLACK, ">=",
+                    f"clusters at t = {T:g}: S^2 {clusters['S2']}, S^1 {clusters['S1']} of {N}; "
+                    f"E(T) / (e^beta/(2 beta)) = 1 - {gap:.1e}")]
+    files = save_figure(fig, request, "F7_trajectories", data, checks)
     plt.close(fig)
     frames = frame_indices(len(times), request.pick(31, len(times), tiny=4))
     files.append(_sphere_movie(times, sphere, request, frames))
     files.append(_circle_movie(times, circle, request, frames))
-    steps = np.diff(energy)
-    gap = 1 - energy[-1] / data["energy_max"]
-    checks = [
-        f"F7: energy non-decreasing along the S^2 flow: min increment {steps.min():.2e} "
-        f"({'ok' if steps.min() >= -1e-12 else 'VIOLATED'})",
-        f"F7: clusters at t = {T:g} (delta = {DELTA:g}): S^2 {clusters['S2']}, "
-        f"S^1 {clusters['S1']} (from {N} tokens); E(T) / (e^beta/(2 beta)) = 1 - {gap:.1e}",
-    ]
-    return FigureReport("F7", files, checks)
+    return files, checks

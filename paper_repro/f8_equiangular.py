@@ -25,7 +25,14 @@ from scipy.optimize import brentq
 
 from dynamics import SA, gram, orthogonal, theory, uniform_sphere
 from paper_repro.plotting import quick_note
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import (
+    Check,
+    FigureRequest,
+    dataset,
+    parameters,
+    register,
+    save_figure,
+)
 from paper_repro.schemes import H, describe, integrate, time_grid
 
 N, D, T, DELTA = 32, 1024, 30.0, 1e-3
@@ -92,81 +99,103 @@ def simulate_pairs(beta: float, x0: np.ndarray, times: np.ndarray, scheme: str) 
     return _offdiagonal(np.asarray(integrate(SA(beta), x0, times, scheme, observe=gram).values))
 
 
-def _ode_crossing(beta: float) -> float:
-    return float(theory.crossing_time(beta, N, DELTA))
+SCHEMES = ("exact", "faithful")
+STATS = ("mean_inner", "q05", "q95", "fraction_clustered", "orthogonal_min", "orthogonal_max")
+ORTHOGONAL_TOLERANCE = {"exact": 1e-7, "faithful": 1e-12}  # Thm 6.8, vs each scheme's curve
 
 
-@register("F8", "equiangular curves gamma_beta(t) vs simulation at d = 1024, both schemes")
-def figure_f8(request: FigureRequest) -> FigureReport:
+def compute(request: FigureRequest):
+    """Per beta: (6.9), the authors' map, and per scheme the simulated pair statistics
+    (uniform starts: mean, 5%/95% quantiles, clustered fraction; orthogonal start: min and
+    max over pairs)."""
     batch = request.pick(8, 64, tiny=2)
     times = time_grid(T)
-    steps = len(times) - 1
     x0 = uniform_sphere(request.seed, batch, N, D)
     frame = orthogonal(request.seed + 1, 1, N, D)
+    stats = np.empty((len(BETAS), len(SCHEMES), len(STATS), len(times)))
+    for b, beta in enumerate(BETAS):
+        for s, scheme in enumerate(SCHEMES):
+            pairs = simulate_pairs(beta, x0, times, scheme)
+            orth = simulate_pairs(beta, frame, times, scheme)[0]
+            stats[b, s] = [pairs.mean(axis=(0, 2)), np.quantile(pairs, 0.05, axis=(0, 2)),
+                           np.quantile(pairs, 0.95, axis=(0, 2)),
+                           (pairs >= 1 - DELTA).mean(axis=(0, 2)), orth.min(axis=1),
+                           orth.max(axis=1)]
+    odes = [theory.solve_equiangular(times, beta, N) for beta in BETAS]
+    return dataset({
+        "gamma_ode": (("beta", "time"), [o.gamma for o in odes], {"long_name": "(6.9)"}),
+        "gap_ode": (("beta", "time"), [o.gap for o in odes], {"long_name": "1 - gamma, (6.9)"}),
+        "gap_authors_map": (("beta", "time"), [authors_map(b, N, H, len(times) - 1)
+                                                for b in BETAS]),
+        "t_star_ode": (("beta",), [float(theory.crossing_time(b, N, DELTA)) for b in BETAS]),
+        "simulated": (("beta", "scheme", "statistic", "time"), stats,
+                      {"long_name": "off-diagonal <x_i, x_j> statistics at d = 1024"}),
+        "boundary_beta_at_T": (("curve",), [float(theory.phase_boundary_betas([T], N, DELTA)[0]),
+                                            authors_boundary_beta(T)]),
+    }, {"beta": list(BETAS), "scheme": list(SCHEMES), "statistic": list(STATS), "time": times,
+        "curve": ["exact (6.9)", "authors scheme"]},
+        n=N, d=D, T=T, h=H, delta=DELTA, betas=BETAS, batch=batch,
+        schemes={s: describe(s) for s in ("faithful", "exact")})
+
+
+@register("F8", "equiangular curves gamma_beta(t) vs simulation at d = 1024, both schemes",
+          compute)
+def draw(ds, request: FigureRequest):
+    times = ds["time"].values
     fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 4.3))
-    data = {"parameters": {"n": N, "d": D, "T": T, "h": H, "delta": DELTA, "betas": BETAS,
-                           "batch": batch,
-                           "schemes": {s: describe(s) for s in ("faithful", "exact")}},
-            "times": times, "curves": {}}
+    params = parameters(ds)
+    data = {"parameters": params, "times": times, "curves": {}}
     checks = []
-    for beta, color in zip(BETAS, COLORS, strict=True):
-        ode = theory.solve_equiangular(times, beta, N)
-        gap_map = authors_map(beta, N, H, steps)
-        record = {"gamma_ode": ode.gamma, "gamma_authors_map": 1 - gap_map,
-                  "t_star_ode": _ode_crossing(beta),
+    for b, (beta, color) in enumerate(zip(BETAS, COLORS, strict=True)):
+        gamma, gap = ds["gamma_ode"].values[b], ds["gap_ode"].values[b]
+        gap_map = ds["gap_authors_map"].values[b]
+        record = {"gamma_ode": gamma, "gamma_authors_map": 1 - gap_map,
+                  "t_star_ode": float(ds["t_star_ode"].values[b]),
                   "t_star_authors_map": crossing(times, 1 - gap_map, 1 - DELTA)}
-        ax.plot(times, ode.gamma, color=color, linewidth=1.4, label=f"$\\beta = {beta:g}$")
+        ax.plot(times, gamma, color=color, linewidth=1.4, label=f"$\\beta = {beta:g}$")
         ax.plot(times, 1 - gap_map, color=color, linewidth=1.0, linestyle="--")
-        ax_gap.semilogy(times, ode.gap, color=color, linewidth=1.4)
+        ax_gap.semilogy(times, gap, color=color, linewidth=1.4)
         ax_gap.semilogy(times, gap_map, color=color, linewidth=1.0, linestyle="--")
         for scheme, marker in (("exact", "o"), ("faithful", "x")):
-            pairs = simulate_pairs(beta, x0, times, scheme)
-            mean = pairs.mean(axis=(0, 2))
-            fraction = (pairs >= 1 - DELTA).mean(axis=(0, 2))
+            mean, q05, q95, fraction, low, high = ds["simulated"].sel(beta=beta,
+                                                                      scheme=scheme).values
             every = slice(0, None, 10)
             ax.plot(times[every], mean[every], marker, color=color, markersize=3.5,
                     markerfacecolor="none")
             ax_gap.semilogy(times[every], np.maximum(1 - mean[every], 1e-16), marker,
                             color=color, markersize=3.5, markerfacecolor="none")
-            reference = ode.gamma if scheme == "exact" else 1 - gap_map
-            orth = _offdiagonal(np.asarray(
-                integrate(SA(beta), frame, times, scheme, observe=gram).values))[0]
+            reference = gamma if scheme == "exact" else 1 - gap_map
             record[scheme] = {
-                "mean_inner": mean,
-                "q05": np.quantile(pairs, 0.05, axis=(0, 2)),
-                "q95": np.quantile(pairs, 0.95, axis=(0, 2)),
-                "fraction_clustered": fraction,
+                "mean_inner": mean, "q05": q05, "q95": q95, "fraction_clustered": fraction,
                 "t_half_clustered": crossing(times, fraction, 0.5),
                 "max_dev_uniform": float(np.max(np.abs(mean - reference))),
-                "max_dev_orthogonal": float(np.max(np.abs(orth - reference[:, None]))),
-                "orthogonal_spread": float(np.max(orth.max(axis=1) - orth.min(axis=1))),
+                "max_dev_orthogonal": float(np.max(np.maximum(np.abs(high - reference),
+                                                              np.abs(low - reference)))),
+                "orthogonal_spread": float(np.max(high - low)),
             }
-        record["max_gap_faithful_vs_ode"] = float(np.max(np.abs(gap_map - ode.gap)))
+            checks.append(Check(
+                f"F8 beta={beta:g} {scheme}: orthogonal start, max |<x_i, x_j> - curve|",
+                record[scheme]["max_dev_orthogonal"], ORTHOGONAL_TOLERANCE[scheme], "<=",
+                "Thm 6.8: " + ("(6.9)" if scheme == "exact" else "the authors' map")
+                + f"; Thm 6.9, uniform d = {D}: max |mean - curve| "
+                f"{record[scheme]['max_dev_uniform']:.3f}"))
+        record["max_gap_faithful_vs_ode"] = float(np.max(np.abs(gap_map - gap)))
         data["curves"][f"beta={beta:g}"] = record
-        ex, fa = record["exact"], record["faithful"]
-        checks.append(
-            f"F8: beta = {beta:g}: orthogonal start (Thm 6.8) - exact vs (6.9) "
-            f"{ex['max_dev_orthogonal']:.1e}, faithful vs the authors' map "
-            f"{fa['max_dev_orthogonal']:.1e} (spread {ex['orthogonal_spread']:.0e}); "
-            f"uniform d = {D} (Thm 6.9) - max |mean - curve| exact {ex['max_dev_uniform']:.3f}, "
-            f"faithful {fa['max_dev_uniform']:.3f}"
-        )
-        checks.append(
-            f"F8: beta = {beta:g}: 1 - delta crossing t*: (6.9) {record['t_star_ode']:.2f}, "
-            f"authors' scheme {record['t_star_authors_map']:.2f} (bias "
-            f"{record['t_star_authors_map'] - record['t_star_ode']:+.2f}); half of the pairs "
-            f"clustered at d = {D}: exact {ex['t_half_clustered']:.2f}, "
-            f"faithful {fa['t_half_clustered']:.2f}"
-        )
-    boundary = {"exact (6.9)": float(theory.phase_boundary_betas([T], N, DELTA)[0]),
-                "authors scheme": authors_boundary_beta(T), "paper (read off)": PAPER_BOUNDARY_T30}
+        checks.append(Check(
+            f"F8 beta={beta:g}: crossing-time bias t*(authors' map) - t*(6.9)",
+            record["t_star_authors_map"] - record["t_star_ode"], 0.0, ">",
+            f"half of the pairs clustered at d = {D}: exact "
+            f"{record['exact']['t_half_clustered']:.2f}, faithful "
+            f"{record['faithful']['t_half_clustered']:.2f}"))
+    exact, authors = (float(v) for v in ds["boundary_beta_at_T"].values)
+    boundary = {"exact (6.9)": exact, "authors scheme": authors,
+                "paper (read off)": PAPER_BOUNDARY_T30}
     data["boundary_beta_at_T"] = boundary
-    checks.append(
-        f"F8: Gamma_inf,delta at t = {T:g} (n = {N}): beta = {boundary['exact (6.9)']:.3f} from "
-        f"(6.9), {boundary['authors scheme']:.3f} for the authors' scheme; the paper's d = 1024 "
-        f"panel has its boundary at ~{PAPER_BOUNDARY_T30['d=1024 panel']} and its pasted overlay "
-        f"at ~{PAPER_BOUNDARY_T30['pasted overlay']}"
-    )
+    checks.append(Check(
+        f"F8: Gamma_inf,delta at t = {T:g}: beta(authors' scheme) - beta(6.9)", authors - exact,
+        0.0, "<", f"(6.9) {exact:.3f}, authors' scheme {authors:.3f}; the paper's d = 1024 "
+        f"panel ~{PAPER_BOUNDARY_T30['d=1024 panel']}, its overlay "
+        f"~{PAPER_BOUNDARY_T30['pasted overlay']}"))
     ax.plot([], [], "k-", label="(6.9) exact curve")
     ax.plot([], [], "k--", label="authors' scheme, exact map")
     ax.plot([], [], "ko", markerfacecolor="none", label=f"sim. d={D}, exact")
@@ -180,7 +209,7 @@ def figure_f8(request: FigureRequest) -> FigureReport:
     ax_gap.set_ylabel(r"$1 - \gamma$ (log scale; dotted: $\delta = 10^{-3}$)")
     fig.suptitle(f"F8 - equiangular curves (n = {N}) against SA at d = {D}, "
                  "both schemes", fontsize=10)
-    quick_note(fig, request, f"{batch} random starts per beta (full: 64)")
-    files = save_figure(fig, request, "F8_equiangular", data)
+    quick_note(fig, request, f"{params['batch']} random starts per beta (full: 64)")
+    files = save_figure(fig, request, "F8_equiangular", data, checks)
     plt.close(fig)
-    return FigureReport("F8", files, checks)
+    return files, checks

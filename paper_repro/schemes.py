@@ -1,4 +1,6 @@
-"""The two ways a figure can integrate its flow (``--scheme faithful|exact``).
+"""The two ways a figure can integrate its flow (``--scheme faithful|exact``), one meaning each
+in every figure (the phase-diagram studies of F3-F5 take theirs from ``phase_studies.INTEGRATORS``,
+built from the constants here).
 
 * ``faithful`` - the authors' code (rotf ``sphere.py``, ``phase-diagrams.py``): one step is
   x <- normalize(x + h D(x)) with the *unprojected* attention drive D and h = 0.1, i.e.

@@ -11,15 +11,17 @@ token; (c) distance of each flow to full attention (MHA, same weights and tokens
 
 from __future__ import annotations
 
+import json
 import tempfile
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from paper_repro.registry import FigureReport, FigureRequest, register, save_figure
+from paper_repro.registry import Check, FigureRequest, register, save_figure
 
 
 def study_config(request: FigureRequest) -> Any:
@@ -44,9 +46,9 @@ def study_config(request: FigureRequest) -> Any:
 
 def run_v1_study(request: FigureRequest, store: Path) -> tuple[Any, Any]:
     """(Dataset with the summary merged in, config) of the study run into ``store``."""
+    from experiments.registry import STUDY_KINDS
     from experiments.runner import run_study
     from experiments.store import open_dataset
-    from experiments.studies import STUDY_KINDS
 
     config = study_config(request)
     run_study(config, store, quiet=True, log=lambda line: None)
@@ -55,7 +57,7 @@ def run_v1_study(request: FigureRequest, store: Path) -> tuple[Any, Any]:
     return ds.drop_vars([v for v in summary.data_vars if v in ds]).merge(summary), config
 
 
-def _same_limit_check(ds: Any, config: Any) -> str:
+def _same_limit_check(ds: Any, config: Any) -> Check:
     """Masks that keep the diagonal (AnSAN, PrFlash, DMA) leave token 0 alone with itself,
     so it moves as under the reference; once both flows are delta-clustered every token is
     within arccos(1 - delta) of that same x_0 in both, so the mean angle between the flows
@@ -64,7 +66,6 @@ def _same_limit_check(ds: Any, config: Any) -> str:
     reference = names.index(config.field.params.variant)
     ct = ds["clustering_time"].values[:, 0, 0, 0]
     end = ds["distance"].values[:, 0, 0, 0, :, -1]
-    bound = 2 * np.arccos(1 - config.params.delta)
     worst, pairs = 0.0, 0
     for v, name in enumerate(names):
         if name.split(":")[0] not in ("ansan", "dma", "prflash"):
@@ -72,18 +73,22 @@ def _same_limit_check(ds: Any, config: Any) -> str:
         both = np.isfinite(ct[:, v]) & np.isfinite(ct[:, reference])
         pairs += int(both.sum())
         worst = max(worst, float(end[both, v].max(initial=0.0)))
-    verdict = "ok" if worst <= bound else "VIOLATED"
-    return (f"V1: masks keeping the diagonal end at the reference's cluster: max final angle "
-            f"{worst:.2e} <= 2 arccos(1 - delta) = {bound:.3f} over {pairs} clustered pairs "
-            f"of flows: {verdict}")
+    return Check("V1: masks keeping the diagonal: max final angle to the reference's flow",
+                 worst, float(2 * np.arccos(1 - config.params.delta)), "<=",
+                 f"bound 2 arccos(1 - delta), over {pairs} clustered pairs of flows")
 
 
-@register("V1", "does compressing the KV cache change how fast tokens cluster?")
-def figure_v1(request: FigureRequest) -> FigureReport:
+def compute(request: FigureRequest):
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_v1_study(request, Path(tmp) / "variant_flows.zarr")[0]
+
+
+@register("V1", "does compressing the KV cache change how fast tokens cluster?", compute)
+def draw(ds, request: FigureRequest):
+    from experiments.config import config_from_dict
     from experiments.studies.variant_flows import draw
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ds, config = run_v1_study(request, Path(tmp) / "variant_flows.zarr")
+    config = config_from_dict(json.loads(ds.attrs["config_json"]))
     fig = draw(ds, config)
     names = list(config.params.names)
     reference = config.field.params.variant
@@ -101,15 +106,12 @@ def figure_v1(request: FigureRequest) -> FigureReport:
         "final_distance": dict(zip(names, ds["distance_mean"].values[at][:, -1], strict=True)),
         "final_distance_per_draw": ds["distance"].values[:, 0, 0, 0, :, -1],
     }
-    files = save_figure(fig, request, "variant_flows", data)
-    plt.close(fig)
     seeds = config.seeds.count
-    checks = [
-        "V1: median clustering time " + ", ".join(
-            f"{n} {t:.2f}" for n, t in zip(names, median, strict=True)),
-        "V1: draws clustering before " + reference + ": " + ", ".join(
-            f"{n} {round(f * seeds)}/{seeds}" for n, f in zip(names, faster, strict=True)
-            if n != reference),
-        _same_limit_check(ds, config),
-    ]
-    return FigureReport("V1", files, checks)
+    check = _same_limit_check(ds, config)
+    checks = [replace(check, note=f"{check.note}; median clustering time " + ", ".join(
+        f"{n} {t:.2f}" for n, t in zip(names, median, strict=True)) + "; draws clustering "
+        f"before {reference}: " + ", ".join(f"{n} {round(f * seeds)}/{seeds}" for n, f in
+                                            zip(names, faster, strict=True) if n != reference))]
+    files = save_figure(fig, request, "variant_flows", data, checks)
+    plt.close(fig)
+    return files, checks

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from attention.backend import to_numpy
+from attention.array_api import to_numpy
 from dynamics import SA
 from dynamics.ensembles import (
     PRINTED_V_2305,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from attention.backend import to_numpy
+from attention.array_api import to_numpy
 from dynamics.initial import (
     cone,
     equiangular,

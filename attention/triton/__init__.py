@@ -14,8 +14,8 @@ replaces the online softmax by a fixed per-row shift and exact FMA scores.
 
 * ``attend(q, k, v, beta, ...)``    - every head, (B, H, n, f) (and the LSE on request);
 * ``flow_rhs(x, q, k, v, beta, ...)`` - the head sum with the epilogue, (B, n, f);
-* ``attend_any(q, k, v, beta, ...)``  - A v for (..., n, e) inputs, the route that
-  ``attention.dispatch.attend_fast`` takes for CUDA tensors;
+* ``attend_any(q, k, v, beta, ...)``  - A v for (..., n, e) inputs with broadcasting
+  leading axes (``attention.router`` runs ``fused_attention`` on (B, H, n, e) directly);
 * ``pairwise_extreme(x)``            - min_{i != j} <x_i, x_j> (the clustering test).
 
 CUDA tensors run compiled kernels; with ``TRITON_INTERPRET=1`` set before this package

@@ -32,10 +32,10 @@ from typing import Any
 import torch
 import triton
 
+from attention.masks import KernelBias
 from attention.reference import NORMALIZATIONS
 from attention.triton import kernels, lowdim
 from attention.triton.masks import Plan, distance_bias, key_bias_tensor, plan_mask
-from attention.variants.dma import DynamicMaskBias
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 PRECISIONS = ("tf32x3", "ieee", "tf32")
@@ -154,19 +154,16 @@ def _beta_tensor(beta: Any, B: int, H: int, dtype, device) -> torch.Tensor:
                          f"heads {H})") from err
 
 
-def _dma_terms(bias: DynamicMaskBias, q, k, v, mask, causal):
-    """(key bias, mask, causal) for the DMA bias: its key-only values, and with a window
-    the top-w mask over the causal (or full) mask as a dense table."""
-    key_bias = bias.values(q, k, v, None, None)
-    if bias.window is None:
-        return key_bias, mask, causal
-    n, m = q.shape[2], k.shape[2]
-    base = torch.ones(n, m, dtype=torch.bool)
-    if causal or (isinstance(mask, str) and mask == "causal"):
-        base = base.tril()
-    elif mask is not None:
+def _bias_terms(bias: Any, q, k, v, mask, causal: bool):
+    """(kernel bias, mask, causal): a bias object's kernel form (``kernel_bias``); a mask
+    it imposes (DMA's top-w over the causal or full mask) replaces the mask."""
+    causal = causal or (isinstance(mask, str) and mask == "causal")
+    kb = bias if isinstance(bias, KernelBias) else bias.kernel_bias(q, k, v, causal=causal)
+    if kb.mask is None:
+        return kb, mask, causal
+    if mask is not None and not (isinstance(mask, str) and mask == "causal"):
         raise ValueError("a DMA window combines with causal attention only here")
-    return key_bias, bias.restrict(base.to(q.device), key_bias), False
+    return kb, kb.mask, False
 
 
 def _strides(q, k, v, x, out, lse, beta_t, separate: bool) -> dict[str, int]:
@@ -221,11 +218,12 @@ def fused_attention(
     """Attention of every head, or the head sum with a flow epilogue (module docstring).
 
     beta:       inverse temperature, a number or broadcasting to (B, H)
-    mask:       None, "causal", a ``attention.masks.Mask`` (Causal, AnchorMask, PrFlashMask,
-                SlidingWindow, ...), or booleans broadcasting to (B, H, n, m); ``causal`` ANDs
+    mask:       None, "causal", an ``attention.masks.KernelPlan`` or a mask object giving one
+                (``kernel_plan``: Causal, AnchorMask, PrFlashMask, SlidingWindow, ...), or
+                booleans broadcasting to (B, H, n, m); ``causal`` ANDs
                 the causal mask in. ``step`` picks the draw of a resampled mask (PrFlash).
-    bias:       a ``DistanceBias`` (ALiBi, harmonic) or a ``DynamicMaskBias`` (DMA: key bias,
-                and its top-w mask when it has a window)
+    bias:       an ``attention.masks.KernelBias`` or a bias object giving one (``kernel_bias``):
+                ALiBi / harmonic slopes, or DMA's key bias and, with a window, its top-w mask
     key_bias:   a key-only additive bias (B|1, H|1, m)
     heads:      "separate" -> (B, H, n, f) [, LSE (B, H, n)]; "sum" -> (B, n, f)
     epilogue:   on the head sum: None, "tangent" (v - <x, v> x, needs x (B, n, f)) or "unit"
@@ -265,14 +263,14 @@ def fused_attention(
         if x.device != device:
             raise ValueError("x must be on the device of q")
 
-    if isinstance(bias, DynamicMaskBias):
-        key_bias, mask, causal = _dma_terms(bias, q, k, v, mask, causal)
-        bias = None
-    block = 32 if kernels.INTERPRET else 64
-    plan: Plan = plan_mask(mask, causal, B, H, n, m, device, step=step, block=block)
     bias_kind, bias_tensors = kernels.BIAS_NONE, {}
     if bias is not None:
-        bias_kind, bias_tensors = distance_bias(bias, H, n, m, acc_dtype, device)
+        bias, mask, causal = _bias_terms(bias, q, k, v, mask, causal)
+        key_bias = bias.key_bias if bias.key_bias is not None else key_bias
+        if bias.slopes is not None:
+            bias_kind, bias_tensors = distance_bias(bias, H, acc_dtype, device)
+    block = 32 if kernels.INTERPRET else 64
+    plan: Plan = plan_mask(mask, causal, B, H, n, m, device, step=step, block=block)
     kb_strides = {"skbb": 0, "skbh": 0, "skbn": 0}
     if key_bias is not None:
         kb, kb_strides = key_bias_tensor(key_bias, B, H, m, acc_dtype, device)

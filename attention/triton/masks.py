@@ -1,22 +1,20 @@
-"""Masks and biases as kernel arguments: how each mask kind is visited and applied.
+"""Masks and biases as kernel arguments: host plans become tensors, strides and constexprs.
 
-A ``Plan`` says how the kernel walks the key tiles (``ITER``: all tiles, the causal band,
-or block lists) and which elementwise rule it applies where a tile is not fully allowed
-(``RULE``: none, causal, anchored, a dense table). Positions are the token indices
-0..n-1 (queries and keys are the same sequence for every mask except a dense table).
+A mask describes itself (``attention.masks.Mask.kernel_plan``) by a host ``KernelPlan``:
+how the kernel walks the key tiles (``ITER``: all tiles, the causal band, or block lists)
+and which elementwise rule it applies where a tile is not fully allowed (``RULE``: none,
+causal, anchored, a dense table). Positions are the token indices 0..n-1 (queries and keys
+are the same sequence for every plan except a dense table). Here a plan becomes a ``Plan``:
 
-    None / Full           -> all tiles, no rule (the ragged last tile is bounds-masked)
-    causal / Causal       -> the causal band: tiles J < I unmasked, the diagonal tile masked
-    AnchorMask            -> the causal band with the anchor rule; a tile below the band is
-                             skipped when it holds no anchor and no key of the query tile's
-                             segments (segments are contiguous, so one load decides)
-    PrFlashMask           -> its block lists (absent blocks skipped), causal on the diagonal
-    other Mask objects    -> their block layout, with the dense table on partial tiles
+    None                  -> all tiles, no rule (the ragged last tile is bounds-masked)
+    "causal"              -> the causal band: tiles J < I unmasked, the diagonal tile masked
+    a Mask object         -> its ``kernel_plan`` (causal band, anchor rule, block lists, table)
     boolean array         -> all tiles, dense table (B|1, H|1, n, m) everywhere
 
-The distance bias -m_h g(|i - j|) (ALiBi, the harmonic form) becomes per-head slopes
-and either g(r) = r computed in the kernel or a table of g(0..n-1); the DMA key bias
-becomes a (B, H, m) vector. Everything is scaled by log2(e) here, once.
+A bias describes itself by a ``KernelBias``: the distance bias -m_h g(|i - j|) (ALiBi,
+the harmonic form) becomes per-head slopes and either g(r) = r computed in the kernel or a
+table of g(0..n-1); a key-only bias (DMA) a (B, H, m) vector. Everything is scaled by
+log2(e) here, once. This module reads plans; it knows no mask or bias class.
 """
 
 from __future__ import annotations
@@ -27,13 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from attention.anchored import AnchorMask
-from attention.masks import BlockLayout, Causal, Full, Mask
-from attention.positional import DistanceBias, linear_distance
-from attention.prflash import PrFlashMask
+from attention.masks import BlockLayout, KernelBias, KernelPlan
 from attention.triton import kernels
 
 LOG2E = kernels.LOG2E
+VISIT = {"all": kernels.ITER_ALL, "causal": kernels.ITER_CAUSAL, "lists": kernels.ITER_LISTS}
+RULES = {"none": kernels.RULE_NONE, "causal": kernels.RULE_CAUSAL,
+         "anchored": kernels.RULE_ANCHORED, "dense": kernels.RULE_DENSE}
 
 
 @dataclass
@@ -70,37 +68,35 @@ def _dense_plan(allowed: Any, B: int, H: int, n: int, m: int, device) -> Plan:
                          "smn": sn, "smm": sm})
 
 
-def _pack_layouts(layouts: list[BlockLayout], device) -> dict[str, torch.Tensor]:
-    """FULL_NUM/PART_NUM (L, Qb) and FULL_IDX/PART_IDX (L, Qb, Kb) int32 tensors."""
-    arrays = [layout.kv_arrays() for layout in layouts]
-    part_num = np.stack([a[0] for a in arrays])
-    part_idx = np.stack([a[1] for a in arrays])
-    full_num = np.stack([a[2] for a in arrays])
-    full_idx = np.stack([a[3] for a in arrays])
-    return {"FULL_NUM": _int_tensor(full_num, device), "FULL_IDX": _int_tensor(full_idx, device),
-            "PART_NUM": _int_tensor(part_num, device), "PART_IDX": _int_tensor(part_idx, device)}
-
-
-def _lists_plan(layouts: list[BlockLayout], rule: int, B: int, device) -> Plan:
-    block = layouts[0].block
-    tensors = _pack_layouts(layouts, device)
-    shared = len(layouts) == 1
-    if not shared and len(layouts) != B:
+def _lists_plan(layouts: tuple[BlockLayout, ...], rule: int, B: int, device) -> Plan:
+    """FULL_NUM/PART_NUM (L, Qb) and FULL_IDX/PART_IDX (L, Qb, Kb) int32 tensors, L = 1
+    (shared by the batch) or B."""
+    if len(layouts) not in (1, B):
         raise ValueError(f"got {len(layouts)} block layouts for a batch of {B}")
-    full_num, full_idx = tensors["FULL_NUM"], tensors["FULL_IDX"]
+    part_num, part_idx, full_num, full_idx = (
+        _int_tensor(np.stack(a), device) for a in zip(*(lay.kv_arrays() for lay in layouts),
+                                                      strict=True))
+    shared = len(layouts) == 1
     strides = {"snb": 0 if shared else full_num.stride(0), "snq": full_num.stride(1),
                "sib": 0 if shared else full_idx.stride(0), "siq": full_idx.stride(1)}
-    return Plan(kernels.ITER_LISTS, rule, block, tensors, strides)
+    return Plan(kernels.ITER_LISTS, rule, layouts[0].block, {
+        "FULL_NUM": full_num, "FULL_IDX": full_idx, "PART_NUM": part_num,
+        "PART_IDX": part_idx}, strides)
 
 
-def _anchor_plan(mask: AnchorMask, n: int, device) -> Plan:
-    pos = np.arange(n)
-    seg = mask.segment(pos)
-    anc = mask.is_anchor(pos).astype(np.int32)
-    cum = np.concatenate([[0], np.cumsum(anc)])  # anchors in [a, b) = cum[b] - cum[a]
-    return Plan(kernels.ITER_CAUSAL, kernels.RULE_ANCHORED, tensors={
-        "SEG": _int_tensor(seg, device), "ANC": _int_tensor(anc, device),
-        "ANC_CUM": _int_tensor(cum, device)})
+def _from_host(kp: KernelPlan, B: int, H: int, n: int, m: int, device) -> Plan:
+    """The tensors of a host plan (module docstring)."""
+    if kp.visit == "lists":
+        plan = _lists_plan(kp.layouts, RULES[kp.rule], B, device)
+    else:
+        plan = Plan(VISIT[kp.visit], RULES[kp.rule])
+    if "MASK" in kp.arrays:
+        dense = _dense_plan(kp.arrays["MASK"], B, H, n, m, device)
+        plan.tensors.update(dense.tensors)
+        plan.strides.update(dense.strides)
+    plan.tensors.update({name: _int_tensor(a, device) for name, a in kp.arrays.items()
+                         if name != "MASK"})
+    return plan
 
 
 def plan_mask(mask: Any, causal: bool, B: int, H: int, n: int, m: int, device,
@@ -110,41 +106,11 @@ def plan_mask(mask: Any, causal: bool, B: int, H: int, n: int, m: int, device,
         if mask != "causal":
             raise ValueError(f"the only mask given by name is 'causal', got {mask!r}")
         mask, causal = None, True
-    if mask is None or isinstance(mask, Full):
-        if not causal:
-            return Plan()
-        mask = Causal()
-    if isinstance(mask, Mask):
-        if n != m:
+    if mask is None:
+        kp = KernelPlan("causal", "causal") if causal else KernelPlan()
+        if causal and n != m:
             raise ValueError(f"mask objects need as many keys as queries, got n={n}, m={m}")
-        if causal and not mask.causal and not isinstance(mask, (AnchorMask, PrFlashMask)):
-            allowed = mask.allowed(np.arange(n), np.arange(m)) & np.tri(n, m, dtype=bool)
-            return _dense_plan(allowed, B, H, n, m, device)
-        if isinstance(mask, Causal):
-            return Plan(kernels.ITER_CAUSAL, kernels.RULE_CAUSAL)
-        if isinstance(mask, AnchorMask):
-            return _anchor_plan(mask, n, device)
-        pos = np.arange(n)
-        if isinstance(mask, PrFlashMask):
-            steps = np.asarray(step)
-            if steps.ndim == 0:
-                layouts = [mask.layout(pos, pos, None, int(steps))]
-            else:
-                if steps.shape != (B,):
-                    raise ValueError(f"per-member steps must have shape ({B},), got {steps.shape}")
-                member = [b if mask.per_member else None for b in range(B)]
-                layouts = [BlockLayout.from_dense(mask._one(pos, pos, int(s), mb), mask.block)
-                           for s, mb in zip(steps, member, strict=True)]
-            return _lists_plan(layouts, kernels.RULE_CAUSAL, B, device)
-        allowed = mask.allowed(pos, pos, step)
-        if allowed.ndim != 2:
-            return _dense_plan(allowed, B, H, n, m, device)
-        plan = _lists_plan([BlockLayout.from_dense(allowed, block)], kernels.RULE_DENSE, B,
-                           device)
-        dense = _dense_plan(allowed, B, H, n, m, device)
-        plan.tensors.update(dense.tensors)
-        plan.strides.update(dense.strides)
-        return plan
+        return _from_host(kp, B, H, n, m, device)
     if isinstance(mask, (np.ndarray, torch.Tensor)):
         allowed = mask
         if causal:
@@ -152,22 +118,23 @@ def plan_mask(mask: Any, causal: bool, B: int, H: int, n: int, m: int, device,
             allowed = torch.as_tensor(np.asarray(allowed) if isinstance(allowed, np.ndarray)
                                       else allowed.cpu(), dtype=torch.bool) & tri
         return _dense_plan(allowed, B, H, n, m, device)
-    raise TypeError(f"mask must be None, 'causal', a Mask object or a boolean array; got "
-                    f"{type(mask).__name__}")
+    kp = mask if isinstance(mask, KernelPlan) else mask.kernel_plan(
+        n, m, step=step, batch=B, block=block, causal=causal)
+    return _from_host(kp, B, H, n, m, device)
 
 
 # -- biases ---------------------------------------------------------------------------
 
 
-def distance_bias(bias: DistanceBias, H: int, n: int, m: int, dtype, device) -> tuple[int, dict]:
+def distance_bias(bias: KernelBias, H: int, dtype, device) -> tuple[int, dict]:
     """(BIAS kind, tensors) for -m_h g(|i - j|): slopes scaled by log2(e), g(r) = r in the
-    kernel or a table of g(0..max(n, m) - 1)."""
-    if bias.heads != H:
-        raise ValueError(f"the bias has {bias.heads} slopes, the queries have {H} heads")
+    kernel or the table of g(0..L-1)."""
+    if bias.slopes.size != H:
+        raise ValueError(f"the bias has {bias.slopes.size} slopes, the queries have {H} heads")
     slopes = torch.as_tensor(bias.slopes * LOG2E, dtype=dtype, device=device)
-    if bias.g is linear_distance:
+    if bias.distances is None:
         return kernels.BIAS_LINEAR, {"SLOPES": slopes}
-    table = np.asarray(bias.g(np.arange(max(n, m))), dtype=np.float64)
+    table = np.asarray(bias.distances, dtype=np.float64)
     return kernels.BIAS_TABLE, {"SLOPES": slopes,
                                 "DIST": torch.as_tensor(table, dtype=dtype, device=device)}
 

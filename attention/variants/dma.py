@@ -24,14 +24,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, namespace
-from attention.masks import as_backend_mask
+from attention.array_api import Array, namespace, to_numpy
+from attention.masks import Bias, KernelBias, as_backend_mask
 
 FORMS = ("exp", "linear")
 
 
 @dataclass(frozen=True)
-class DynamicMaskBias:
+class DynamicMaskBias(Bias):
     """The DMA bias (module docstring). W_dt (G f, n_b), b_dt (n_b,), A (n_b,)."""
 
     W_dt: Any
@@ -53,10 +53,9 @@ class DynamicMaskBias:
         if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
             raise ValueError(f"window must be a positive integer or None, got {self.window!r}")
 
-    def on(self, like: Array) -> DynamicMaskBias:
-        from attention.operator import convert_arrays
-
-        return convert_arrays(self, like)
+    @property
+    def restricts(self) -> bool:
+        return self.window is not None
 
     def key_bias(self, v: Array, heads: int) -> Array:
         """b^h_j (B, heads, m) from the values v (B, G, m, f) of the cached keys."""
@@ -77,6 +76,13 @@ class DynamicMaskBias:
     def values(self, q: Array, k: Array, v: Array, q_pos: Any, k_pos: Any) -> Array:
         """The bias (B, H, 1, m): one value per key, shared by every query."""
         return self.key_bias(v, q.shape[1])[:, :, None, :]
+
+    def kernel_bias(self, q, k, v, causal=False) -> KernelBias:
+        """The key bias (B, H, m); with a window, its top-w mask over the causal (or full)
+        mask as a dense table (B, H, n, m)."""
+        kb, base = self.values(q, k, v, None, None), np.ones((q.shape[-2], k.shape[-2]), bool)
+        mask = None if self.window is None else self.restrict(np.tril(base) if causal else base, kb)
+        return KernelBias(key_bias=kb[:, :, 0], mask=mask)
 
     def restrict(self, allowed: Any, bias: Array) -> Array | None:
         """allowed AND (key among the ``window`` largest biases the query may see)."""
@@ -111,12 +117,10 @@ def evicting_decode(op: Any, x: Array, prefix: int = 1) -> tuple[Array, list[int
     ``window`` per (member, bias head), so ``window`` exactly for one member with one
     bias head (``dma_bias_heads="kv"`` on MQA heads), the bound a decoder's memory obeys.
     """
-    from attention.backend import to_numpy
-
     bias = op.bias
     if not isinstance(bias, DynamicMaskBias) or bias.window is None:
         raise ValueError("evicting decoding needs an operator with a DMA bias and a window")
-    if not getattr(op.mask, "causal", False):
+    if op.mask is None or not op.mask.causal:
         raise ValueError("evicting decoding runs causal DMA (the decoder sees only the past)")
     N = x.shape[-2]
     if not isinstance(prefix, int) or not 1 <= prefix <= N:

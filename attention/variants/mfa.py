@@ -28,7 +28,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
+from attention.masks import convert_arrays
 from attention.positional import Rope
 from attention.variants.standard import check_weight
 
@@ -99,8 +100,6 @@ class FactorizedHeads:
         return 1.0 / math.sqrt(self.head_dim)
 
     def on(self, like: Array) -> FactorizedHeads:
-        from attention.operator import convert_arrays
-
         return convert_arrays(self, like)
 
     def _rot(self, a: Array, pos: Any) -> Array:

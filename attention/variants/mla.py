@@ -23,7 +23,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
+from attention.masks import convert_arrays
 from attention.positional import Rope
 from attention.variants.standard import check_weight
 
@@ -85,8 +86,6 @@ class LatentHeads:
         return replace(self, absorbed=True)
 
     def on(self, like: Array) -> LatentHeads:
-        from attention.operator import convert_arrays
-
         return convert_arrays(self, like)
 
     def queries(self, x: Array, pos: Any) -> Array:

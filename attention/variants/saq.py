@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
 
 FULL_PRECISION = 16
 

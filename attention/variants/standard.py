@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
+from attention.masks import convert_arrays
 from attention.positional import Rope
 
 
@@ -95,8 +96,6 @@ class Projections:
         return 1.0 / math.sqrt(self.head_dim)
 
     def on(self, like: Array) -> Projections:
-        from attention.operator import convert_arrays
-
         return convert_arrays(self, like)
 
     def _map(self, x: Array, w: Any, count: int) -> Array:

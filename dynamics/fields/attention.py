@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, namespace
-from attention.dispatch import PATHS, attend_fast
+from attention.array_api import Array, asarray_like, namespace
 from attention.reference import Normalization, check_normalization
+from attention.router import PATHS, attend_fast
+from dynamics.fields.base import Field, Fusion, check_batch, per_member
 from dynamics.space import EUCLIDEAN, SPHERE, Euclidean, Sphere
 from dynamics.validation import check_finite, check_real
 
@@ -61,7 +62,7 @@ def _convert(param: Param, like: Array) -> Param:
 
 
 @dataclass(frozen=True)
-class SelfAttention:
+class SelfAttention(Field):
     """One attention head as a field; see the module docstring for the equations.
 
     beta:          inverse temperature (any real; negative is repulsive), a scalar or (batch,)
@@ -69,7 +70,7 @@ class SelfAttention:
     normalization: "softmax" (SA), "usa" (1/n) or "usa-shifted" (e^{-beta}/n)
     causal:        token i attends to j <= i only (CSA)
     space:         SPHERE (projected field) or EUCLIDEAN (pure self-attention (9.1))
-    path:          attention path, see ``attention.dispatch``
+    path:          attention path, see ``attention.router``
     """
 
     beta: Any = 1.0
@@ -123,19 +124,13 @@ class SelfAttention:
             kk = (self.K(0.0) if callable(self.K) else self.K).shape[-2]
             if kq != kk:
                 raise ValueError(f"Q and K must have the same number of rows, got {kq} and {kk}")
-        count = int(np.prod(getattr(self.beta, "shape", ())))
-        if count not in (1, batch):
-            raise ValueError(f"beta has {count} entries, tokens have batch {batch}")
+        check_batch("beta", self.beta, batch)
 
     def on(self, like: Array) -> SelfAttention:
         """This field with its arrays on the backend, dtype and device of ``like``."""
-        beta = self.beta
-        if not isinstance(beta, (int, float)):
-            beta = asarray_like(beta, like)
-            beta = beta.reshape(-1, 1, 1) if beta.ndim > 0 else beta
         return replace(
             self,
-            beta=beta,
+            beta=per_member(self.beta, like),
             Q=_convert(self.Q, like),
             K=_convert(self.K, like),
             V=_convert(self.V, like),
@@ -163,6 +158,12 @@ class SelfAttention:
 
     def __call__(self, t: Any, x: Array) -> Array:
         return self.space.project(x, self.drive(t, x))
+
+    def fusion(self) -> Fusion | None:
+        """One head; a callable beta has no fused form."""
+        if callable(self.beta):
+            return None
+        return Fusion((self,), "tangent" if isinstance(self.space, Sphere) else None)
 
     # -- reduction to the span of the initial tokens -----------------------------------
     def bilinear_form(self, t: Any, like: Array) -> Array | None:
@@ -193,7 +194,7 @@ class SelfAttention:
 
 
 @dataclass(frozen=True)
-class MultiHeadAttention:
+class MultiHeadAttention(Field):
     """Multi-head attention (2.7): the drives of the heads add up; one projection."""
 
     heads: tuple[SelfAttention, ...]
@@ -236,6 +237,14 @@ class MultiHeadAttention:
 
     def restricted(self, basis: Array) -> MultiHeadAttention:
         return MultiHeadAttention(tuple(h.restricted(basis) for h in self.heads))
+
+    def fusion(self) -> Fusion | None:
+        """The heads in one launch when they share normalisation, causality and fuse alone."""
+        first = self.heads[0]
+        if any(h.fusion() is None or h.normalization != first.normalization
+               or h.causal != first.causal for h in self.heads):
+            return None
+        return replace(first.fusion(), heads=self.heads)
 
 
 def SA(beta: Any = 1.0, **kwargs: Any) -> SelfAttention:

@@ -24,28 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, namespace
-from attention.dispatch import PATHS, attend_fast
+from attention.array_api import Array, asarray_like, namespace
 from attention.reference import Normalization, check_normalization
+from attention.router import PATHS, attend_fast
+from dynamics.fields.base import Field, check_batch, per_member
 from dynamics.space import ANGLES, Angles, angles_to_points
 from dynamics.validation import check_real
-
-
-def _per_member(value: Any, like: Array) -> Any:
-    """A scalar stays a Python number; an array (batch,) becomes (batch, 1, ...) on x's backend."""
-    if isinstance(value, (int, float)):
-        return value
-    arr = asarray_like(value, like)
-    if arr.ndim == 0:
-        return arr
-    return arr.reshape((-1,) + (1,) * (like.ndim - 1))
-
-
-def _check_batch(name: str, value: Any, batch: int) -> None:
-    shape = getattr(value, "shape", None)
-    count = int(np.prod(np.shape(value) if shape is None else tuple(shape)))
-    if count not in (1, batch):
-        raise ValueError(f"{name} has {count} entries, the angles have batch {batch}")
 
 
 def _check_angles(x: Array) -> None:
@@ -63,13 +47,13 @@ def tangent_component(theta: Array, v: Array) -> Array:
 
 
 @dataclass(frozen=True)
-class CircleAttention:
+class CircleAttention(Field):
     """Self-attention on the circle in angles (paper (7.1)); see the module docstring.
 
     beta:          inverse temperature, a scalar or (batch,)
     normalization: "softmax" (SA), "usa" (1/n) or "usa-shifted" (e^{-beta}/n)
     causal:        angle i attends to j <= i only
-    path:          attention path, see ``attention.dispatch``
+    path:          attention path, see ``attention.router``
     """
 
     beta: Any = 1.0
@@ -88,20 +72,15 @@ class CircleAttention:
         return ANGLES
 
     time_dependent = False
-    span_preserving = False
 
     def check(self, x: Array) -> None:
         """Raise if x is not (batch, n) or beta does not fit its batch."""
         _check_angles(x)
-        _check_batch("beta", self.beta, x.shape[0])
+        check_batch("beta", self.beta, x.shape[0])
 
     def on(self, like: Array) -> CircleAttention:
         """This field with beta on the backend, dtype and device of ``like``."""
-        beta = self.beta
-        if not isinstance(beta, (int, float)):
-            beta = asarray_like(beta, like)
-            beta = beta.reshape(-1, 1, 1) if beta.ndim > 0 else beta
-        return replace(self, beta=beta)
+        return replace(self, beta=per_member(self.beta, like, rank=3))  # beta weighs points
 
     def __call__(self, t: Any, theta: Array) -> Array:
         """theta_dot (batch, n): the tangent component of sum_j A_ij x_j at x_i."""
@@ -126,7 +105,7 @@ def CircleUSA(beta: Any = 1.0, **kwargs: Any) -> CircleAttention:
 
 
 @dataclass(frozen=True)
-class Kuramoto:
+class Kuramoto(Field):
     """Generalised Kuramoto model (7.5): theta_dot_i = omega_i + (K/n) sum_j h(theta_j - theta_i).
 
     omega:    natural frequencies: a scalar, (n,) shared by the batch, or (batch, n)
@@ -155,7 +134,6 @@ class Kuramoto:
         return ANGLES
 
     time_dependent = False
-    span_preserving = False
 
     def check(self, x: Array) -> None:
         """Raise if x is not (batch, n) or omega / coupling do not fit it."""
@@ -166,14 +144,14 @@ class Kuramoto:
             raise ValueError(f"omega has {shape[-1]} frequencies, the angles have n = {n}")
         if len(shape) == 2 and shape[0] not in (1, batch):
             raise ValueError(f"omega has batch {shape[0]}, the angles have batch {batch}")
-        _check_batch("coupling", self.coupling, batch)
+        check_batch("coupling", self.coupling, batch)
 
     def on(self, like: Array) -> Kuramoto:
         """This field with its arrays on the backend, dtype and device of ``like``."""
         omega = self.omega
         if not isinstance(omega, (int, float)):
             omega = asarray_like(omega, like)
-        return replace(self, omega=omega, coupling=_per_member(self.coupling, like))
+        return replace(self, omega=omega, coupling=per_member(self.coupling, like))
 
     def __call__(self, t: Any, theta: Array) -> Array:
         """theta_dot (batch, n)."""

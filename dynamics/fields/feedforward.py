@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, backend_of, namespace
+from attention.array_api import Array, asarray_like, backend_of, namespace
+from dynamics.fields.base import Field
 from dynamics.space import SPHERE, Euclidean, Sphere
 from dynamics.validation import check_finite
 
@@ -77,7 +78,7 @@ _RANKS = {"a": 2, "b": 1, "w": 2}
 
 
 @dataclass(frozen=True)
-class FeedForward:
+class FeedForward(Field):
     """x_dot_i = P(w sigma(a x_i + b)); see the module docstring.
 
     a:          (m, d) or (batch, m, d), or a callable of t returning one
@@ -111,8 +112,6 @@ class FeedForward:
     @property
     def time_dependent(self) -> bool:
         return any(callable(p) for p in (self.a, self.w, self.b))
-
-    span_preserving = False
 
     @property
     def sigma_fn(self) -> Callable[[Array], Array]:

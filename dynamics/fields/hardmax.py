@@ -19,14 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from attention.backend import Array, namespace
+from attention.array_api import Array, namespace
 from dynamics.fields.attention import SelfAttention
+from dynamics.fields.base import Field
 from dynamics.space import SPHERE, Euclidean, Sphere
 from dynamics.validation import check_real
 
 
 @dataclass(frozen=True)
-class Hardmax:
+class Hardmax(Field):
     """Hardmax attention; see the module docstring.
 
     Q, K, V, QK:  parameters as in ``SelfAttention`` (None = identity; constant or callable)
@@ -57,8 +58,6 @@ class Hardmax:
     @property
     def time_dependent(self) -> bool:
         return self._params.time_dependent
-
-    span_preserving = False
 
     def check(self, x: Array) -> None:
         """Raise if the parameters do not fit tokens x (batch, n, d)."""

@@ -15,22 +15,30 @@ E<x(t), x(0)> = e^{-(d-1) t / kappa}; on angles each phase spreads with variance
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from attention.backend import Array
+from dynamics.fields.base import Field, Fusion, Wrapper
 
 
 @dataclass(frozen=True)
-class Noisy:
-    """``field`` with additive noise of strength sigma = sqrt(2/kappa), kappa > 0 finite."""
+class Noisy(Wrapper):
+    """``field`` with additive noise of strength sigma = sqrt(2/kappa), kappa > 0 finite.
 
-    field: Any
+    The velocity and the drive are the drift's; the fused form is the noise around the
+    drift's fused form.
+    """
+
+    field: Field
     kappa: float
 
+    INNER: ClassVar[str] = "field"
+    span_preserving = False  # noise leaves the span of the initial tokens
+
     def __post_init__(self) -> None:
-        if not callable(self.field) or not hasattr(self.field, "space"):
-            raise TypeError("Noisy wraps a field: a callable (t, x) -> velocity with a .space")
+        if not isinstance(self.field, Field):
+            raise TypeError("Noisy wraps a field (a dynamics.Field, e.g. SA(beta))")
         if isinstance(self.kappa, bool) or not isinstance(self.kappa, (int, float)):
             raise TypeError(f"kappa must be a real number, got {self.kappa!r}")
         if not (math.isfinite(self.kappa) and self.kappa > 0):
@@ -39,32 +47,22 @@ class Noisy:
             )
 
     @property
-    def sigma(self) -> float:
+    def sigma(self) -> float:  # type: ignore[override]
         """Diffusion coefficient sqrt(2/kappa)."""
         return math.sqrt(2.0 / self.kappa)
 
-    @property
-    def space(self):
-        return self.field.space
+    def restricted(self, basis: Any) -> Field:
+        return Field.restricted(self, basis)
 
-    @property
-    def time_dependent(self) -> bool:
-        return bool(getattr(self.field, "time_dependent", True))
+    def fused(self, build: Callable[[Field, Fusion], Field]) -> Noisy | None:
+        """The noise around the drift's fused form."""
+        inner = self.field.fused(build)
+        return None if inner is None else self.with_inner(inner)
 
-    span_preserving = False  # noise leaves the span of the initial tokens
+    def drive(self, t: Any, x: Any) -> Any:
+        """The drift's unprojected drive."""
+        return self.field.drive(t, x)
 
-    def check(self, x: Array) -> None:
-        if hasattr(self.field, "check"):
-            self.field.check(x)
-
-    def on(self, like: Array) -> Noisy:
-        return replace(self, field=self.field.on(like)) if hasattr(self.field, "on") else self
-
-    def drive(self, t: Any, x: Array) -> Array:
-        """The drift's unprojected drive (the drift itself if it has none)."""
-        inner = getattr(self.field, "drive", None)
-        return inner(t, x) if inner is not None else self.field(t, x)
-
-    def __call__(self, t: Any, x: Array) -> Array:
+    def __call__(self, t: Any, x: Any) -> Any:
         """The drift f(t, x)."""
         return self.field(t, x)

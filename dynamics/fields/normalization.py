@@ -19,12 +19,13 @@ Since r grows, Pre-LN slows clustering from e^{-2t} to 1/t^2 (paper §11 item 19
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from attention.backend import Array, namespace, to_numpy
+from attention.array_api import Array, namespace, to_numpy
 from dynamics.fields.attention import SA
+from dynamics.fields.base import Field, Fusion, Wrapper
 from dynamics.space import EUCLIDEAN, Euclidean, Sphere
 
 Placement = Literal["post", "pre", "peri"]
@@ -54,16 +55,21 @@ def speed_factor(placement: Placement, r: Array, drive: Array) -> Array:
 
 
 @dataclass(frozen=True)
-class NormalizedAttention:
+class NormalizedAttention(Wrapper):
     """Pre-LN or Peri-LN attention in R^d; see the module docstring.
 
     attention: the attention whose ``drive`` is evaluated at Theta (SelfAttention or
                MultiHeadAttention; default SA with beta = 1)
     placement: "pre" or "peri" (Post-LN is ``dynamics.SA`` on the sphere)
+
+    With V = I the velocity is a combination of the tokens' directions, so the field
+    preserves the span, and in y = U^T x it is the same field (U^T (x/|x|) = y/|y|).
     """
 
-    attention: Any = field(default_factory=SA)
+    attention: Field = field(default_factory=SA)
     placement: Placement = "pre"
+
+    INNER: ClassVar[str] = "attention"
 
     def __post_init__(self) -> None:
         if self.placement == "post":
@@ -72,8 +78,8 @@ class NormalizedAttention:
             )
         if self.placement not in ("pre", "peri"):
             raise ValueError(f"placement must be 'pre' or 'peri', got {self.placement!r}")
-        if not callable(getattr(self.attention, "drive", None)):
-            raise TypeError("attention must have a drive(t, x) method (e.g. SelfAttention)")
+        if not isinstance(self.attention, Field):
+            raise TypeError("attention must be a field with a drive(t, x) (e.g. SelfAttention)")
         if not isinstance(self.attention.space, (Sphere, Euclidean)):
             raise TypeError("attention must act on tokens (batch, n, d)")
 
@@ -81,30 +87,21 @@ class NormalizedAttention:
     def space(self) -> Euclidean:
         return EUCLIDEAN
 
-    @property
-    def time_dependent(self) -> bool:
-        return bool(getattr(self.attention, "time_dependent", True))
-
-    @property
-    def span_preserving(self) -> bool:
-        """With V = I the velocity is a combination of the tokens' directions."""
-        return bool(getattr(self.attention, "span_preserving", False))
-
     def check(self, x: Array) -> None:
         """Raise if a token is zero (no direction) or the attention does not fit x."""
         if x.ndim != 3:
             raise ValueError(f"tokens must have shape (batch, n, d), got {tuple(x.shape)}")
         if np.any(np.linalg.norm(to_numpy(x), axis=-1) == 0):
             raise ValueError("every token needs a direction: x_i = 0 has no theta_i = x_i/|x_i|")
-        if hasattr(self.attention, "check"):
-            self.attention.check(x)
+        self.attention.check(x)
 
-    def on(self, like: Array) -> NormalizedAttention:
-        return replace(self, attention=self.attention.on(like))
-
-    def restricted(self, basis: Array) -> NormalizedAttention:
-        """The field in y = U^T x (exact for V = I: U^T (x/|x|) = y/|y| on the span)."""
-        return replace(self, attention=self.attention.restricted(basis))
+    def fusion(self) -> Fusion | None:
+        """The attention's heads at theta = x/|x|, with Peri-LN's unit epilogue."""
+        inner = self.attention.fusion()
+        if inner is None:
+            return None
+        epilogue = "unit" if self.placement == "peri" else None
+        return replace(inner, epilogue=epilogue, drive_epilogue=epilogue, normalize_inputs=True)
 
     def attention_drive(self, t: Any, x: Array) -> Array:
         """A(Theta) (batch, n, d), the attention drive of the directions."""

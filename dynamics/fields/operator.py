@@ -28,12 +28,13 @@ weights, one draw per member) in one ``simulate`` call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, namespace
-from attention.operator import is_traced
+from attention.array_api import Array, namespace
+from attention.operator import Operator, is_traced
+from dynamics.fields.base import Field
 from dynamics.space import EUCLIDEAN, SPHERE, Euclidean, Sphere
 from dynamics.validation import check_real
 
@@ -41,7 +42,7 @@ STEP_TOL = 1e-9
 
 
 @dataclass(frozen=True)
-class OperatorField:
+class OperatorField(Field):
     """dx/dt = P^perp_x op(x) (sphere) or op(x) (R^d); see the module docstring.
 
     operator: an ``attention.operator.Operator`` whose output width equals its input width;
@@ -54,8 +55,6 @@ class OperatorField:
     t0: float = 0.0
 
     def __post_init__(self) -> None:
-        from attention.operator import Operator
-
         if not isinstance(self.operator, Operator):
             raise TypeError(
                 "operator must be an attention.operator.Operator, got "
@@ -71,14 +70,12 @@ class OperatorField:
                 f"to {self.operator.d_out} features"
             )
 
-    # -- the field protocol ---------------------------------------------------------------
-    @property
-    def time_dependent(self) -> bool:
-        return self.operator.random
+    # -- the field contract (dynamics.fields.base) ----------------------------------------
+    batch_shared: ClassVar[tuple[str, ...]] = ("operator",)  # its weights serve every member
 
     @property
-    def span_preserving(self) -> bool:
-        return False
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return self.operator.random
 
     def check(self, x: Array) -> None:
         if x.shape[-1] != self.operator.d_in:
@@ -114,7 +111,7 @@ class OperatorField:
 
 
 @dataclass(frozen=True)
-class MemberOperators:
+class MemberOperators(Field):
     """One operator per batch member: member b flows under ``operators[b]``.
 
     For ensembles whose weights (or scale) differ between members, such as the random
@@ -148,13 +145,11 @@ class MemberOperators:
     def batch(self) -> int:
         return len(self.operators)
 
-    @property
-    def time_dependent(self) -> bool:
-        return any(op.random for op in self.operators)
+    batch_shared: ClassVar[tuple[str, ...]] = ("operators",)  # looped over, never vmapped
 
     @property
-    def span_preserving(self) -> bool:
-        return False
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return any(op.random for op in self.operators)
 
     def check(self, x: Array) -> None:
         if x.shape[0] != self.batch:

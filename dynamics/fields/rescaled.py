@@ -13,14 +13,15 @@ depends on t through e^{tV}, so V must be constant; Q and K may depend on time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, expm, namespace
-from attention.dispatch import attend_fast
+from attention.array_api import Array, asarray_like, expm, namespace
+from attention.router import attend_fast
 from dynamics.fields.attention import PureSelfAttention, SelfAttention
+from dynamics.fields.base import Wrapper
 from dynamics.space import EUCLIDEAN, Euclidean
 
 
@@ -54,7 +55,7 @@ def from_rescaled(t: Any, z: Array, V: Array | None) -> Array:
 
 
 @dataclass(frozen=True)
-class RescaledSelfAttention:
+class RescaledSelfAttention(Wrapper):
     """Pure self-attention (9.1) in z = e^{-tV} x; see the module docstring.
 
     attention: the pure self-attention in x (``PureSelfAttention(beta, Q=, K=, V=)``) whose
@@ -69,26 +70,12 @@ class RescaledSelfAttention:
         if callable(self.attention.V):
             raise ValueError("the rescaling z = e^{-tV} x needs a constant value matrix V")
 
+    INNER: ClassVar[str] = "attention"
+    time_dependent = True  # e^{tV} enters the weights
+
     @property
     def space(self) -> Euclidean:
         return EUCLIDEAN
-
-    time_dependent = True
-
-    @property
-    def span_preserving(self) -> bool:
-        """V = I: z_dot_i = sum_j A_ij (z_j - z_i) stays in the span of the tokens."""
-        return self.attention.span_preserving
-
-    def check(self, z: Array) -> None:
-        self.attention.check(z)
-
-    def on(self, like: Array) -> RescaledSelfAttention:
-        return replace(self, attention=self.attention.on(like))
-
-    def restricted(self, basis: Array) -> RescaledSelfAttention:
-        """The field in coordinates y = U^T z (V = I: e^{tV} = e^t commutes with U)."""
-        return replace(self, attention=self.attention.restricted(basis))
 
     def weights_input(self, t: Any, z: Array) -> Array:
         """e^{tV} z_i, the tokens whose attention matrix drives z (that is, x)."""

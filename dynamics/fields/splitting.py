@@ -11,20 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from attention.backend import Array
+from attention.array_api import Array
+from dynamics.fields.base import Field
 
 
 @dataclass(frozen=True)
-class LieTrotter:
-    first: Any
-    second: Any
+class LieTrotter(Field):
+    first: Field
+    second: Field
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.first, Field) and isinstance(self.second, Field)):
+            raise TypeError("a splitting is made of two fields (dynamics.Field)")
         if type(self.first.space) is not type(self.second.space):
             raise ValueError("both parts of a splitting must live on the same space")
 
     @property
-    def parts(self) -> tuple[Any, Any]:
+    def parts(self) -> tuple[Field, Field]:  # type: ignore[override]
         return (self.first, self.second)
 
     @property
@@ -32,20 +35,15 @@ class LieTrotter:
         return self.first.space
 
     @property
-    def span_preserving(self) -> bool:
-        return False
-
-    @property
-    def time_dependent(self) -> bool:
-        return any(getattr(p, "time_dependent", True) for p in self.parts)
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return any(p.time_dependent for p in self.parts)
 
     def check(self, x: Array) -> None:
         for p in self.parts:
-            if hasattr(p, "check"):
-                p.check(x)
+            p.check(x)
 
     def on(self, like: Array) -> LieTrotter:
-        return LieTrotter(*(p.on(like) if hasattr(p, "on") else p for p in self.parts))
+        return LieTrotter(*(p.on(like) for p in self.parts))
 
     def __call__(self, t: Any, x: Array) -> Array:
         return self.first(t, x) + self.second(t, x)

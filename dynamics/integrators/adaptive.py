@@ -20,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, compile_step, namespace, to_numpy
+from attention.array_api import Array, asarray_like, compile_step, namespace, to_numpy
 from dynamics.integrators.fixed import RawSolution
 from dynamics.integrators.recording import ClusterEvent, OutputBuffer, bisect, select
 from dynamics.integrators.runge_kutta import _combine, rk_stages
@@ -120,7 +120,7 @@ def integrate_adaptive(
         err = _combine(0.0 * x, h, tableau.b_error, ks)
         return field.space.retract(y), ks[-1], error_norm(err, x, y, rtol, atol)
 
-    if not getattr(field, "time_dependent", True):
+    if not field.time_dependent:
         attempt = compile_step(attempt, x0)
 
     out = OutputBuffer(n_out, observe)

@@ -42,7 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from attention.backend import Array, is_jax, namespace
+from attention.array_api import Array, is_jax, namespace
+from dynamics.fields.base import Field
 from dynamics.integrators.adaptive import GROW, SAFETY, SHRINK
 from dynamics.integrators.fixed import RawSolution
 from dynamics.observables import min_pairwise_inner
@@ -172,29 +173,50 @@ class TokenNormController(diffrax.AbstractAdaptiveStepSizeController):
 
 
 # -- the field's arrays as a pytree ------------------------------------------------------
+# A field is a tree: tuples and dataclasses are nodes (named by index or field name),
+# everything else a leaf. Its arrays are addressed by dotted paths ("heads.0.Q").
+def _children(obj: Any) -> dict[str, Any] | None:
+    """The named children of a node (tuple items, dataclass fields); None for a leaf."""
+    if isinstance(obj, tuple):
+        return {str(i): v for i, v in enumerate(obj)}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: vars(obj)[f.name] for f in fields(obj)}
+    return None
+
+
+def _rebuilt(obj: Any, children: dict[str, Any]) -> Any:
+    """``obj`` with new children, bypassing __init__/__post_init__ (whose checks would
+    convert traced values to numpy); ``obj`` itself when no child changed."""
+    old = _children(obj)
+    if all(children[k] is old[k] for k in old):
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(children.values())
+    new = copy.copy(obj)
+    for name, value in children.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
 def split_field(field: Any, *, floats: bool = False) -> tuple[dict[str, Any], Any]:
     """(params, skeleton): the JAX arrays inside ``field`` by dotted path (with
-    ``floats``, its Python floats too), and the field with those entries set to None.
-    Frozen dataclasses and tuples are searched."""
+    ``floats``, its Python floats too), and the field with those entries set to None."""
     params: dict[str, Any] = {}
-    return params, _strip(field, "", params, floats)
 
+    def strip(obj: Any, path: str) -> Any:
+        if is_jax(obj) or (floats and isinstance(obj, float)):
+            params[path] = obj
+            return None
+        children = _children(obj)
+        if children is None:
+            return obj
+        return _rebuilt(obj, {k: strip(v, _join(path, k)) for k, v in children.items()})
 
-def _strip(obj: Any, prefix: str, params: dict[str, Any], floats: bool) -> Any:
-    if is_jax(obj) or (floats and isinstance(obj, float)):
-        params[prefix] = obj
-        return None
-    if isinstance(obj, tuple):
-        return tuple(_strip(v, _join(prefix, i), params, floats) for i, v in enumerate(obj))
-    if is_dataclass(obj) and not isinstance(obj, type):
-        changes = {}
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            stripped = _strip(value, _join(prefix, f.name), params, floats)
-            if stripped is not value:
-                changes[f.name] = stripped
-        return _replaced(obj, changes)
-    return obj
+    return params, strip(field, "")
 
 
 def with_params(skeleton: Any, params: dict[str, Array], prefix: str = "") -> Any:
@@ -202,45 +224,19 @@ def with_params(skeleton: Any, params: dict[str, Array], prefix: str = "") -> An
     the values may be tracers)."""
     if prefix in params:
         return params[prefix]
-    if isinstance(skeleton, tuple):
-        return tuple(with_params(v, params, _join(prefix, i)) for i, v in enumerate(skeleton))
-    if is_dataclass(skeleton) and not isinstance(skeleton, type):
-        changes = {}
-        for f in fields(skeleton):
-            value = getattr(skeleton, f.name)
-            path = _join(prefix, f.name)
-            if any(key == path or key.startswith(path + ".") for key in params):
-                changes[f.name] = with_params(value, params, path)
-        return _replaced(skeleton, changes)
-    return skeleton
+    children = _children(skeleton)
+    if children is None:
+        return skeleton
+    return _rebuilt(skeleton, {k: with_params(v, params, _join(prefix, k))
+                               for k, v in children.items()})
 
 
 def _batch_shared_paths(obj: Any, prefix: str = "") -> list[str]:
-    """Dotted paths of the objects inside ``obj`` whose class declares ``batch_shared``."""
-    if getattr(type(obj), "batch_shared", False):
-        return [prefix]
-    if isinstance(obj, tuple):
-        items = enumerate(obj)
-    elif is_dataclass(obj) and not isinstance(obj, type):
-        items = ((f.name, getattr(obj, f.name)) for f in fields(obj))
-    else:
-        return []
-    return [p for name, value in items for p in _batch_shared_paths(value, _join(prefix, name))]
-
-
-def _join(prefix: str, name: Any) -> str:
-    return f"{prefix}.{name}" if prefix else str(name)
-
-
-def _replaced(obj: Any, changes: dict[str, Any]) -> Any:
-    """A shallow copy with some fields changed, bypassing __init__/__post_init__ (whose
-    checks would convert traced values to numpy)."""
-    if not changes:
-        return obj
-    new = copy.copy(obj)
-    for name, value in changes.items():
-        object.__setattr__(new, name, value)
-    return new
+    """Dotted paths of the parts of ``obj`` that fields declare ``batch_shared``."""
+    shared = [_join(prefix, name) for name in obj.batch_shared] if isinstance(obj, Field) else []
+    for name, child in (_children(obj) or {}).items():
+        shared += _batch_shared_paths(child, _join(prefix, name))
+    return shared
 
 
 # -- the compiled solve ------------------------------------------------------------------
@@ -406,7 +402,7 @@ def diffrax_flow(
 
     A field array is per member when it has x0's rank and x0's batch as leading axis
     (beta (batch, 1, 1), Q (batch, k, d), ...); every other array is shared, and so is
-    every array inside an object whose class sets ``batch_shared = True`` (an attention
+    every array under a part that the field declares ``batch_shared`` (an attention
     operator's weights (heads, d, e) are shared even when heads == batch). Python floats
     (a scalar beta) become traced scalars unless the field branches on them.
     """
@@ -414,8 +410,8 @@ def diffrax_flow(
         raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
     if not is_jax(x0):
         raise TypeError(f"x0 must be a JAX array, got {type(x0).__name__}")
-    if not hasattr(field, "space"):
-        raise TypeError("field must follow the field protocol (a .space and field(t, x))")
+    if not isinstance(field, Field):
+        raise TypeError(f"field must be a dynamics.Field, got {type(field).__name__}")
     check_real("rtol", rtol, positive=True)
     check_real("atol", atol, positive=True)
     if delta is not None:

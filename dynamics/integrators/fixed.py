@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, backend_of, compile_step, from_numpy
+from attention.array_api import Array, backend_of, compile_step, from_numpy
 from dynamics.integrators.recording import ClusterEvent, OutputBuffer, select
 from dynamics.integrators.schemes import FixedStepScheme
 
@@ -28,10 +28,9 @@ class RawSolution:
 
 def advance(scheme: FixedStepScheme, field, t: Any, x: Array, h: Any, noise=None) -> Array:
     """One step; a split field (``parts``) is advanced part after part (Lie-Trotter)."""
-    parts = getattr(field, "parts", None)
-    if parts is None:
+    if not field.parts:
         return scheme.step(field, t, x, h, noise)
-    for part in parts:
+    for part in field.parts:
         x = advance(scheme, part, t, x, h, noise)
     return x
 
@@ -62,7 +61,7 @@ def integrate_fixed(
     def step(t, x, h, noise):
         return advance(scheme, field, t, x, h, noise)
 
-    if not getattr(field, "time_dependent", True):
+    if not field.time_dependent:
         step = compile_step(step, x0)
 
     def draw(x: Array) -> Array | None:

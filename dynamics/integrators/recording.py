@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, namespace, to_numpy
+from attention.array_api import Array, asarray_like, namespace, to_numpy
 from dynamics.observables import cluster_gap
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attention.backend import Array
+from attention.array_api import Array
 from dynamics.integrators.tableaux import ButcherTableau
 
 

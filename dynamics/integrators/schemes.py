@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from attention.backend import Array
+from attention.array_api import Array
 from dynamics.integrators.runge_kutta import rk_step
 from dynamics.integrators.tableaux import RK4
 
@@ -41,8 +41,7 @@ class AuthorsEuler(FixedStepScheme):
     order: int = 1
 
     def step(self, field, t, x, h, noise=None):
-        drive = field.drive(t, x) if hasattr(field, "drive") else field(t, x)
-        return field.space.retract(x + h * drive)
+        return field.space.retract(x + h * field.drive(t, x))
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@ e^{beta cos theta} being diagonal with coefficients I_k(beta):
 * ``continuity``    ``solve_circle``: SA / USA, any beta, optional noise (Fokker-Planck)
 * ``wasserstein``   ``w1_circle``: W1 between particles and a density on the circle
 * ``dobrushin``     the Lipschitz rate L of W1(mu_n(t), mu(t)) <= e^{Lt} W1(mu_n(0), mu(0))
-* ``convergence``   ``mean_field_gap``: particles vs PDE versus n and t
-* ``instability``   growth rates of the uniform density measured from PDE and particles
+* ``instability``   growth rates of the uniform density measured on the PDE
 * ``kuramoto``      beta = 0: moment hierarchy and the Ott-Antonsen law
 * ``noisy``         kappa_c, the noisy Kuramoto self-consistency r = I_1(kappa r)/I_0(kappa r)
 * ``synchronisation``  m-cluster stability (beta < -2/3), classifying final states; the
                        beta-grid study is ``python -m experiments synchronisation``
 * ``gegenbauer``, ``zonal``  d >= 3: zonal densities through Gegenbauer moments
+
+Only solvers and theory live here: comparisons that run particle simulations against the PDE
+are studies, in ``paper_repro`` (``mf_convergence``, ``mf_growth``, ``mf_noisy``).
 """
 
 from dynamics.meanfield.continuity import (
@@ -25,13 +27,13 @@ from dynamics.meanfield.continuity import (
     PositivityWarning,
     solve_circle,
 )
-from dynamics.meanfield.convergence import MeanFieldGap, mean_field_gap
 from dynamics.meanfield.density import CircleDensity
 from dynamics.meanfield.dobrushin import dobrushin_bound, dobrushin_rate, lipschitz_constants
 from dynamics.meanfield.instability import (
     GrowthMeasurement,
     fit_growth_rates,
-    particle_growth,
+    growth_measurement,
+    mode_numbers,
     pde_growth,
 )
 from dynamics.meanfield.kernel import (
@@ -42,9 +44,9 @@ from dynamics.meanfield.kernel import (
 )
 from dynamics.meanfield.kuramoto import moment_hierarchy, ott_antonsen_order
 from dynamics.meanfield.noisy import (
+    check_kappa,
     critical_kappa,
     kuramoto_order,
-    particle_order_parameter,
     pde_order_parameter,
 )
 from dynamics.meanfield.synchronisation import (
@@ -72,26 +74,25 @@ __all__ = [
     "CircleMeanField",
     "CircleSolution",
     "GrowthMeasurement",
-    "MeanFieldGap",
     "PositivityWarning",
     "ZonalSolution",
     "arc_length",
     "attention_coefficients",
+    "check_kappa",
     "cluster_state_spectrum",
     "critical_kappa",
     "diameter",
     "dobrushin_bound",
     "dobrushin_rate",
     "fit_growth_rates",
+    "growth_measurement",
     "kuramoto_order",
     "lipschitz_constants",
-    "mean_field_gap",
+    "mode_numbers",
     "modes_needed",
     "moment_hierarchy",
     "ott_antonsen_order",
-    "particle_growth",
     "particle_moments",
-    "particle_order_parameter",
     "pde_growth",
     "pde_order_parameter",
     "ring_points",

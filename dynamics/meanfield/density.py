@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ive
 
-from attention.backend import rng as make_rng
+from attention.array_api import rng as make_rng
 from dynamics.validation import check_real
 
 MASS_TOL = 1e-6

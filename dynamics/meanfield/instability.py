@@ -1,4 +1,4 @@
-"""Linear instability of the uniform density on the circle, measured against theory.
+"""Linear instability of the uniform density on the circle, measured on the PDE against theory.
 
 Theory (``theory.circle``): a perturbation e^{ik theta} of the uniform density grows at
 sigma_k = k^2 I_k(beta)/(beta I_0(beta)) (SA) or k^2 I_k(beta)/beta (USA); the fastest mode is
@@ -6,12 +6,8 @@ k* = argmax_k sigma_k ~ sqrt(2 beta). Two measurements of the same rates:
 
 * PDE: the spectral solver from (1/2 pi)(1 + eps sum_k cos(k theta + phi_k)) with eps tiny;
   log|c_k(t)| is linear in t with slope sigma_k up to O(eps) corrections.
-* Particles: n i.i.d. uniform angles have empirical modes (1/n) sum_j e^{-ik theta_j} of size
-  ~ n^{-1/2}, and the empirical measure is itself a (weak) solution of the continuity
-  equation, so each mode grows like e^{sigma_k t} while every amplitude stays small (the
-  linear window). The slope of the batch mean of log|mode k| over that window estimates
-  sigma_k; the mode with the largest amplitude at the end of the window is the measured
-  dominant mode (paper.md §11 item 20 looks at t in [2, 5] with n = 3000). For beta < 0
+* Particles (a study, not this solver package: ``paper_repro.mf_growth.particle_growth``)
+  measure the same rates from the empirical modes of n uniform random angles. For beta < 0
   the even modes decay and the fastest mode is odd (sigma_k(-beta) = (-1)^{k+1} sigma_k).
 """
 
@@ -22,13 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from dynamics.fields.circle import CircleAttention
-from dynamics.initial import uniform_angles
 from dynamics.meanfield.continuity import check_normalization, solve_circle
 from dynamics.meanfield.density import CircleDensity
 from dynamics.meanfield.kernel import modes_needed
-from dynamics.observables import fourier_modes
-from dynamics.simulate import simulate
 from dynamics.theory.circle import dominant_mode, growth_rates
 from dynamics.validation import check_real, check_times
 
@@ -52,14 +44,6 @@ def fit_growth_rates(times: Any, amplitudes: Any, window: tuple[float, float] | 
     return np.polyfit(t[mask], np.log(amp[mask]), 1)[0]
 
 
-def linear_window_end(times: np.ndarray, amplitudes: np.ndarray, ceiling: float) -> float:
-    """The last output time before the largest amplitude first exceeds ``ceiling``."""
-    over = np.nonzero(amplitudes.max(axis=1) > ceiling)[0]
-    if over.size == 0:
-        return float(times[-1])
-    return float(times[max(int(over[0]) - 1, 1)])
-
-
 @dataclass(frozen=True)
 class GrowthMeasurement:
     """modes (K,); predicted and measured rates (K,); amplitudes (T, K) (batch-mean |mode k|);
@@ -77,7 +61,8 @@ class GrowthMeasurement:
     dominant_amplitude: int
 
 
-def _measurement(beta, normalization, ks, times, amplitudes, window) -> GrowthMeasurement:
+def growth_measurement(beta, normalization, ks, times, amplitudes, window) -> GrowthMeasurement:
+    """Fit the rates of modes ks from amplitudes (T, K) over window, beside the theory."""
     measured = fit_growth_rates(times, amplitudes, window)
     end = int(np.searchsorted(times, window[1], side="right")) - 1
     return GrowthMeasurement(
@@ -93,7 +78,7 @@ def _measurement(beta, normalization, ks, times, amplitudes, window) -> GrowthMe
     )
 
 
-def _modes(kmax: int) -> np.ndarray:
+def mode_numbers(kmax: int) -> np.ndarray:
     if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or kmax < 1:
         raise ValueError(f"kmax must be an integer >= 1, got {kmax!r}")
     return np.arange(1, int(kmax) + 1)
@@ -108,7 +93,7 @@ def pde_growth(beta: float, normalization: str = "softmax", *, kmax: int = 12,
     """
     check_real("beta", beta)
     check_normalization(normalization)
-    ks = _modes(kmax)
+    ks = mode_numbers(kmax)
     rates = np.asarray(growth_rates(beta, ks, normalization))
     if horizon is None:
         horizon = 3.0 / max(float(np.max(np.abs(rates))), 1e-3)
@@ -118,40 +103,4 @@ def pde_growth(beta: float, normalization: str = "softmax", *, kmax: int = 12,
     times = np.linspace(0.0, float(horizon), outputs)
     sol = solve_circle(rho0, times, beta, normalization, modes=modes, rtol=1e-10, atol=1e-20)
     amplitudes = np.abs(sol.fourier_modes(ks))
-    return _measurement(beta, normalization, ks, times, amplitudes, (0.0, float(horizon)))
-
-
-def particle_growth(beta: float, normalization: str = "softmax", *, n: int = 3000,
-                    kmax: int = 12, horizon: float | None = None, dt: float | None = None,
-                    batch: int = 1, seed: Any = 0, ceiling: float = 0.1, method: str = "euler"
-                    ) -> GrowthMeasurement:
-    """Rates of modes 1..kmax from n uniform random particles (module docstring).
-
-    dt defaults to 0.01 / max(1, max_k |sigma_k|) (the paper.md §11 item 20 step at SA's
-    rates; USA's rates grow like e^|beta| and shrink it), horizon to 4 / max_k sigma_k.
-    The fit window is [0, t_end], t_end the last output before the batch-mean amplitude of
-    some mode exceeds ``ceiling`` (end of the linear regime).
-    """
-    check_real("beta", beta)
-    check_normalization(normalization)
-    ks = _modes(kmax)
-    fastest = float(np.max(np.abs(growth_rates(beta, ks, normalization))))
-    if horizon is None:
-        horizon = 4.0 / max(fastest, 1e-3)
-    if dt is None:
-        dt = 0.01 / max(1.0, fastest)
-    check_real("horizon", horizon, positive=True)
-    check_real("dt", dt, positive=True)
-    steps = max(round(horizon / dt), 1)
-    stride = max(steps // 50, 1)
-    times = dt * np.arange(0, steps + 1, stride)
-    x0 = uniform_angles(seed, batch, n)
-    field = CircleAttention(beta=float(beta), normalization=normalization)
-
-    def observe(theta):
-        return np.abs(fourier_modes(theta, ks))
-
-    traj = simulate(field, x0, times, method=method, dt=dt, observe=observe)
-    amplitudes = np.exp(np.mean(np.log(traj.values), axis=0))  # geometric batch mean, (T, K)
-    end = linear_window_end(times, amplitudes, ceiling)
-    return _measurement(beta, normalization, ks, times, amplitudes, (0.0, end))
+    return growth_measurement(beta, normalization, ks, times, amplitudes, (0.0, float(horizon)))

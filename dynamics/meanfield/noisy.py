@@ -32,15 +32,9 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ive
 
-from dynamics.fields.circle import Kuramoto
-from dynamics.fields.noise import Noisy
-from dynamics.initial import uniform_angles
 from dynamics.meanfield.continuity import solve_circle
 from dynamics.meanfield.density import CircleDensity
-from dynamics.observables import order_parameter
-from dynamics.simulate import simulate
 from dynamics.theory.circle import growth_rates
-from dynamics.validation import check_real
 
 
 def critical_kappa(beta: float, normalization: str = "softmax") -> float:
@@ -48,7 +42,7 @@ def critical_kappa(beta: float, normalization: str = "softmax") -> float:
     return 1.0 / growth_rates(beta, 1, normalization)
 
 
-def _check_kappa(kappa: Any) -> float:
+def check_kappa(kappa: Any) -> float:
     if isinstance(kappa, bool) or not isinstance(kappa, (int, float)):
         raise TypeError(f"kappa must be a real number > 0, got {kappa!r}")
     if not (math.isfinite(kappa) and kappa > 0):
@@ -65,7 +59,7 @@ def bessel_ratio(x: Any) -> np.ndarray:
 def kuramoto_order(kappa: float) -> float:
     """The stationary order parameter of the noisy Kuramoto mean field (beta = 0):
     the largest root of r = I_1(kappa r)/I_0(kappa r); 0 for kappa <= 2."""
-    kappa = _check_kappa(kappa)
+    kappa = check_kappa(kappa)
     if kappa <= 2.0:
         return 0.0
     return float(brentq(lambda r: float(bessel_ratio(kappa * r)) - r, 1e-12, 1.0, xtol=1e-14))
@@ -75,34 +69,10 @@ def pde_order_parameter(kappa: float, beta: float = 0.0, normalization: str = "s
                         horizon: float = 150.0, modes: int = 32, seed: Any = 0) -> float:
     """|int e^{i theta} rho(T)| from the Fokker-Planck solver started near uniform
     (von Mises with concentration 0.2, plus small random modes), at T = horizon."""
-    kappa = _check_kappa(kappa)
+    kappa = check_kappa(kappa)
     start = CircleDensity.von_mises(0.2, 0.0, modes=modes).coefficients
     wiggle = CircleDensity.perturbed_uniform(1e-3, modes, seed=seed, excited=4).coefficients
     wiggle[0] = 0.0
     rho0 = CircleDensity(start + wiggle)
     sol = solve_circle(rho0, [0.0, horizon], beta, normalization, modes=modes, kappa=kappa)
     return float(np.abs(sol.order_parameter()[-1]))
-
-
-def particle_order_parameter(kappa: float, *, n: int = 1000, horizon: float = 100.0,
-                             burn_in: float = 50.0, dt: float = 0.01, batch: int = 1,
-                             seed: Any = 0) -> float:
-    """Time- and batch-averaged |(1/n) sum e^{i theta_j}| over [burn_in, horizon] for the
-    noisy Kuramoto particles (``Noisy(Kuramoto(), kappa)``, Euler-Maruyama, step dt) from
-    uniform random angles. Finite n adds O(n^{-1/2}) (more near kappa = 2)."""
-    kappa = _check_kappa(kappa)
-    check_real("dt", dt, positive=True)
-    if not 0 <= burn_in < horizon:
-        raise ValueError(f"need 0 <= burn_in < horizon, got {burn_in!r} and {horizon!r}")
-    steps = round(horizon / dt)
-    stride = max(round(0.5 / dt), 1)
-    times = dt * np.arange(0, steps + 1, stride)
-    x0 = uniform_angles(seed, batch, n)
-    traj = simulate(Noisy(Kuramoto(), kappa), x0, times, method="euler-maruyama", dt=dt,
-                    seed=seed, observe=_order_modulus)
-    r = np.asarray(traj.values)  # (batch, T)
-    return float(r[:, times >= burn_in].mean())
-
-
-def _order_modulus(theta):
-    return np.abs(order_parameter(theta))

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import to_numpy
+from attention.array_api import to_numpy
 from dynamics.space import angles_to_points
 from dynamics.validation import check_real
 
@@ -104,7 +104,7 @@ def synchronisation_outcome(field: Any, state: Any, t: float = 0.0) -> dict[str,
     Returns numpy arrays (batch,): ``diameter`` (largest geodesic distance, in [0, pi]),
     ``speed`` (max_i |x_i'|, or max_i |theta_i'|), ``order`` (|(1/n) sum_i x_i|).
     """
-    angles = getattr(getattr(field, "space", None), "name", None) == "angles"
+    angles = field.space.name == "angles"
     field.check(state)
     field = field.on(state)
     velocity = np.asarray(to_numpy(field(t, state)), dtype=float)

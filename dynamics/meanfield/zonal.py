@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from attention.backend import rng as make_rng
-from attention.backend import to_numpy
+from attention.array_api import rng as make_rng
+from attention.array_api import to_numpy
 from dynamics.meanfield.continuity import PositivityWarning, check_kappa, check_normalization
 from dynamics.meanfield.gegenbauer import (
     check_dimension,

@@ -35,7 +35,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from attention.backend import Array, asarray_like, namespace, to_numpy
+from attention.array_api import Array, asarray_like, namespace, to_numpy
+from dynamics.fields.base import per_member
 from dynamics.validation import check_floating, check_real
 
 Convention = Literal["particles", "appendix-c", "metastable", "staircase", "self-attention"]
@@ -69,7 +70,7 @@ def _check_shape(name: str, x: Array, rank: int) -> None:
 def _beta(beta: Any, like: Array, convention: str) -> Any:
     """beta as a float, or as an array (batch, 1, 1) on like's backend."""
     if hasattr(beta, "shape") and not isinstance(beta, np.ndarray) and not _concrete(beta):
-        return asarray_like(beta, like).reshape(-1, 1, 1)  # a traced value: no checks
+        return per_member(beta, like, rank=3)  # a traced value: no checks
     check_real("beta", beta)
     values = np.asarray(to_numpy(beta) if hasattr(beta, "shape") else beta, dtype=float)
     if convention in _SINGULAR_AT_ZERO and np.any(values == 0):
@@ -85,7 +86,7 @@ def _beta(beta: Any, like: Array, convention: str) -> Any:
             f"beta must be a scalar or have shape (batch,) = ({like.shape[0]},), "
             f"got shape {values.shape}"
         )
-    return asarray_like(values, like).reshape(-1, 1, 1)
+    return per_member(values, like, rank=3)
 
 
 def _concrete(a: Any) -> bool:

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
-from attention.backend import rng as make_rng
-from attention.backend import to_numpy
+from attention.array_api import rng as make_rng
+from attention.array_api import to_numpy
 from dynamics.validation import check_real
 
 

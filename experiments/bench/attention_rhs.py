@@ -18,7 +18,7 @@ On ``--device cuda`` (``experiments.bench.gpu``): ``triton-fused`` - the package
 field (``dynamics.gpu``: one Triton launch per right-hand side, what ``simulate`` runs on
 CUDA); ``default-torch`` - ``SA(beta)(0, x)`` on CUDA tensors (the Triton attention
 through ``attend_fast``, then the projection in torch); ``sdpa``; ``torch-dense`` - the
-materialised n x n version on the GPU.
+materialised n x n version on the GPU (``dense_torch``, written here).
 
 The baselines share an RK4 written here, independent of the package's tableau
 code. Every path is checked against the package's materialised float64 reference
@@ -42,6 +42,8 @@ import torch.nn.functional as F
 
 from dynamics.fields.attention import SA
 from dynamics.integrators.schemes import ClassicalRK4
+from experiments.bench.cli import run_suite_command
+from experiments.bench.gpu import cuda_rates, fused, fused_online, padded_sdpa_rhs
 from experiments.bench.registry import Case, Grid, Implementation, Ratio, Suite
 
 
@@ -90,12 +92,27 @@ def _torch_norm(y: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(y, dim=-1, keepdim=True)
 
 
+# -- baseline on CUDA: materialised torch -------------------------------------------------------
+def _dense_torch_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:
+    s = torch.matmul(x, x.transpose(-1, -2))  # (batch, n, n), the one stored matrix
+    s.mul_(beta)
+    s.sub_(s.amax(dim=-1, keepdim=True))
+    s.exp_()
+    drive = torch.matmul(s, x) / s.sum(dim=-1, keepdim=True)
+    return drive - (x * drive).sum(dim=-1, keepdim=True) * x
+
+
+def dense_torch(case: Case, x0: np.ndarray):
+    """The materialised version on the GPU: one (batch, n, n) buffer for the scores."""
+    x = torch.from_numpy(x0.astype(case.dtype)).to(case.device)
+    f = partial(_dense_torch_rhs, beta=case.beta)
+    return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _torch_norm)}
+
+
 def _sdpa(case: Case, x0: np.ndarray):
     x = torch.from_numpy(x0.astype(case.dtype)).to(case.device)
     f = partial(_sdpa_rhs, beta=case.beta)
     if case.device != "cpu":
-        from experiments.bench.gpu import padded_sdpa_rhs
-
         f = partial(padded_sdpa_rhs, beta=case.beta)
     return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _torch_norm)}
 
@@ -152,8 +169,6 @@ def _rates(dtype: str, device: str, threads: int) -> dict[str, float]:
 
 def _limit(case: Case, op: str) -> tuple[float, dict[str, float]]:
     if case.device != "cpu":
-        from experiments.bench.gpu import cuda_rates
-
         rates = cuda_rates(case.dtype)
     else:
         rates = _rates(case.dtype, case.device, torch.get_num_threads())
@@ -172,8 +187,6 @@ def _work(case: Case, op: str) -> dict[str, float]:
 def _gpu_implementations() -> tuple[Implementation, ...]:
     """The paths added on CUDA (``Suite.for_device``); the fused one first: the reference
     for agreement and the path set against the limit."""
-    from experiments.bench.gpu import dense_torch, fused, fused_online
-
     return (
         Implementation("triton-fused", "default", "fused Triton field (dynamics.gpu), CUDA",
                        fused, devices=("cuda",)),
@@ -218,3 +231,8 @@ SUITE = Suite(
     device_grids={"cuda": (Grid(n=(4096, 65536, 1 << 20), d=(3, 16, 64, 128), dtypes=("float32",)),
                            Grid(n=(4096,), d=(3, 64), dtypes=("float32",)))},
 )
+
+
+def run(args) -> int:
+    """``python -m experiments bench --suite rhs-rk4``."""
+    return run_suite_command(SUITE, args)

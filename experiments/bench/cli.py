@@ -1,60 +1,101 @@
-"""``python -m experiments bench``: the command line of the benchmark suites.
+"""``python -m experiments bench [--suite NAME] [options]``: the one command line of the benchmarks.
 
-Only argparse lives at module level; numpy and torch load in ``run`` after the
-thread count is fixed.
+``--suite`` picks a benchmark of ``experiments.registry.SUITES`` (default ``rhs-rk4``); its
+module's ``run(args)`` runs it. The timed suites (``registry.Suite``: ``rhs-rk4``) share
+``run_suite_command``; ``study`` and ``f3-panel`` are their own programs. The options of
+every benchmark are defined here, in one group each; ``--n``, ``--d``, ``--dtype``,
+``--beta``, ``--threads`` and ``--json`` are shared. Only argparse lives at module level:
+numpy and torch load in ``run`` after the thread count is fixed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
-from experiments.bench.registry import DTYPES, SUITE_MODULES
+from experiments.bench.registry import DTYPES, Case
+from experiments.bench.timing import fix_threads
 from experiments.cli import positive_int
+from experiments.registry import SUITES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=tuple(SUITE_MODULES), default="rhs-rk4",
-                        help="benchmark suite (default: rhs-rk4)")
-    parser.add_argument("--quick", action="store_true", help="the suite's small grid")
-    parser.add_argument("--n", type=positive_int, nargs="+", help="token counts (overrides grid)")
-    parser.add_argument("--d", type=positive_int, nargs="+", help="dimensions (overrides grid)")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), nargs="+", help="dtypes (overrides grid)")
-    parser.add_argument("--repeats", type=positive_int, default=5, help="timed repeats (default 5)")
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
-                        help="threads for torch and numpy's BLAS (default: all CPUs)")
-    parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
+    parser.add_argument("--suite", choices=tuple(SUITES), default="rhs-rk4",
+                        help="benchmark (default: rhs-rk4)")
+    parser.add_argument("--n", type=positive_int, nargs="+",
+                        help="token counts (rhs-rk4: overrides the grid; study: one, default 32)")
+    parser.add_argument("--d", type=positive_int, nargs="+",
+                        help="dimensions (rhs-rk4: overrides the grid; study: one, default 3)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), nargs="+",
+                        help="dtypes (rhs-rk4: overrides the grid; study: one, default float64)")
     parser.add_argument("--beta", type=float, default=1.0, help="inverse temperature (default 1)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="device (cpu, or cuda: the Triton kernels against SDPA and the "
-                             "materialised torch version)")
-    parser.add_argument("--paths", nargs="+", metavar="PATH",
-                        help="time only these implementations (default: all on the device)")
-    parser.add_argument("--ops", nargs="+", metavar="OP",
-                        help="time only these operations (default: all of the suite's)")
-    parser.add_argument("--max-dense-n", type=positive_int, default=None,
-                        help="skip paths that store n x n matrices above this n")
-    parser.add_argument("--no-memory", action="store_true",
-                        help="skip the peak-memory subprocesses")
-    parser.add_argument("--pause", type=float, default=0.25, metavar="SECONDS",
-                        help="idle seconds before each path (default 0.25; see timing)")
-    parser.add_argument("--interleave", action="store_true",
-                        help="alternate the paths' repeats (for a loaded machine; see timing)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random tokens")
+    parser.add_argument("--threads", type=positive_int,
+                        help="threads for torch and numpy's BLAS (default: all CPUs for "
+                             "rhs-rk4, 1 for study and f3-panel)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+    suite = parser.add_argument_group("rhs-rk4 (timed suites)")
+    suite.add_argument("--quick", action="store_true", help="the suite's small grid")
+    suite.add_argument("--repeats", type=positive_int, default=5, help="timed repeats (default 5)")
+    suite.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
+    suite.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="device (cpu, or cuda: the Triton kernels against SDPA and the "
+                            "materialised torch version)")
+    suite.add_argument("--paths", nargs="+", metavar="PATH",
+                       help="time only these implementations (default: all on the device)")
+    suite.add_argument("--ops", nargs="+", metavar="OP",
+                       help="time only these operations (default: all of the suite's)")
+    suite.add_argument("--max-dense-n", type=positive_int, default=None,
+                       help="skip paths that store n x n matrices above this n")
+    suite.add_argument("--no-memory", action="store_true",
+                       help="skip the peak-memory subprocesses")
+    suite.add_argument("--pause", type=float, default=0.25, metavar="SECONDS",
+                       help="idle seconds before each path (default 0.25; see timing)")
+    suite.add_argument("--interleave", action="store_true",
+                       help="alternate the paths' repeats (for a loaded machine; see timing)")
+    suite.add_argument("--seed", type=int, default=0, help="seed of the random tokens")
+
+    study = parser.add_argument_group("study (seeds per second of a clustering-time study)")
+    study.add_argument("--seeds", type=positive_int, default=2048, help="seeds of the study")
+    study.add_argument("--chunk", type=positive_int, default=512, help="seeds per work chunk")
+    study.add_argument("--loop-seeds", type=positive_int, default=64,
+                       help="seeds run one at a time (the baseline)")
+    study.add_argument("--method", default="rk4",
+                       help="a fixed-step method of experiments.registry.FIXED_METHODS")
+    study.add_argument("--dt", type=float, default=0.1)
+    study.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
+    study.add_argument("--horizon", type=float, default=100.0)
+    study.add_argument("--delta", type=float, default=1e-3)
+    study.add_argument("--compact-every", type=float, default=2.0,
+                       help="segment length after which clustered members leave the batch "
+                            "(0: one simulate call per chunk; default 2)")
+
+    panel = parser.add_argument_group("f3-panel (F3's d = 1024 panel against the authors' "
+                                      "dense scheme)")
+    panel.add_argument("--betas", type=float, nargs="+", default=[0.1, 4.5, 9.0],
+                       help="betas at which the dense baseline is timed")
+    panel.add_argument("--steps", type=positive_int, default=10,
+                       help="dense steps timed per beta")
+    panel.add_argument("--blocks", type=int, nargs="+", default=[0, 4, 9, 13, 17],
+                       help="beta blocks of the study whose chunks are timed (0..17)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fix threads, load the suite, run it, print the report; 0 on success."""
-    from experiments.bench.timing import fix_threads
-
+    """Fix threads, then run the chosen benchmark; its exit status."""
+    if args.threads is None:
+        args.threads = (os.cpu_count() or 1) if args.suite == "rhs-rk4" else 1
     fix_threads(args.threads)
-    from experiments.bench.registry import Case, load_suite
+    return importlib.import_module(SUITES[args.suite]).run(args)
+
+
+def run_suite_command(suite, args: argparse.Namespace) -> int:
+    """Run a timed suite on the grid the options give, print the report; 0 on success."""
     from experiments.bench.report import render, write_json
     from experiments.bench.runner import CheckFailed, Settings, run_suite
 
-    suite = load_suite(args.suite).for_device(args.device)
+    suite = suite.for_device(args.device)
     full, quick = suite.grids(args.device)
     grid = quick if args.quick else full
     if args.paths or args.ops:

@@ -4,8 +4,6 @@
                         Triton launch per right-hand side, as ``simulate`` runs on CUDA;
 * ``fused_online``    - the same field forced onto the online-softmax kernel (at d <= 4 the
                         default is the low-dimensional kernel, ``attention/triton/lowdim.py``);
-* ``dense_torch``     - the materialised version on the GPU: the (batch, n, n) scores,
-                        softmax in place, matmul, projection (one n x n buffer);
 * ``padded_sdpa_rhs`` - torch SDPA + projection. SDPA's memory-efficient kernel needs the
                         head dimension to be a multiple of 4 (float32) or 8 (16-bit): d is
                         zero-padded to that (the inner products and the weighted sum do not
@@ -30,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from dynamics.fields.attention import SA
+from dynamics.gpu import fuse
 from dynamics.integrators.schemes import ClassicalRK4
 from experiments.bench.registry import Case
 
@@ -39,8 +38,6 @@ def _tokens(case: Case, x0: np.ndarray) -> torch.Tensor:
 
 
 def fused(case: Case, x0: np.ndarray, kernel: str = "auto"):
-    from dynamics.gpu import fuse
-
     x = _tokens(case, x0)
     field = fuse(SA(case.beta), kernel=kernel).on(x)
     scheme = ClassicalRK4()
@@ -50,23 +47,6 @@ def fused(case: Case, x0: np.ndarray, kernel: str = "auto"):
 def fused_online(case: Case, x0: np.ndarray):
     """The fused field forced onto the FlashAttention (online-softmax) kernel."""
     return fused(case, x0, kernel="online")
-
-
-def _dense_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:
-    s = torch.matmul(x, x.transpose(-1, -2))  # (batch, n, n), the one stored matrix
-    s.mul_(beta)
-    s.sub_(s.amax(dim=-1, keepdim=True))
-    s.exp_()
-    drive = torch.matmul(s, x) / s.sum(dim=-1, keepdim=True)
-    return drive - (x * drive).sum(dim=-1, keepdim=True) * x
-
-
-def dense_torch(case: Case, x0: np.ndarray):
-    from experiments.bench.attention_rhs import _rk4, _torch_norm
-
-    x = _tokens(case, x0)
-    return {"rhs": lambda: _dense_rhs(x, case.beta),
-            "rk4": lambda: _rk4(lambda y: _dense_rhs(y, case.beta), x, case.h, _torch_norm)}
 
 
 def padded_sdpa_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:

@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 from experiments.bench.registry import Case, load_suite
+from experiments.bench.timing import fix_threads
 
 
 def _status_kib(field: str) -> int:
@@ -60,8 +61,6 @@ def peak_of(call: Any) -> tuple[float, str]:
 
 def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
     """The child's work; ``spec`` has suite, path, op, threads, seed and the case fields."""
-    from experiments.bench.timing import fix_threads
-
     fix_threads(spec["threads"])
     suite = load_suite(spec["suite"]).for_device(spec["case"].get("device", "cpu"))
     impl = suite.implementation(spec["path"])

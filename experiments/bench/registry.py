@@ -15,7 +15,8 @@
                        FLOPs of one call, for the achieved rates. Paths that exist only on
                        another device (CUDA) come in through ``for_device``.
 
-Suites live in their own modules and are imported on demand through ``SUITE_MODULES``.
+Suites live in their own modules, named in ``experiments.registry.SUITES`` and imported on
+demand (``load_suite``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from experiments.registry import SUITES
 
 DTYPES: dict[str, int] = {"float32": 4, "float64": 8}  # name -> bytes per entry
 
@@ -141,11 +144,8 @@ class Suite:
         raise ValueError(f"suite {self.name!r} has no implementation {name!r}; it has {names}")
 
 
-SUITE_MODULES: dict[str, str] = {"rhs-rk4": "experiments.bench.attention_rhs"}
-
-
 def load_suite(name: str) -> Suite:
     """Import the module registered for ``name`` and return its ``SUITE``."""
-    if name not in SUITE_MODULES:
-        raise ValueError(f"unknown benchmark suite {name!r}; known: {tuple(SUITE_MODULES)}")
-    return importlib.import_module(SUITE_MODULES[name]).SUITE
+    if name not in SUITES:
+        raise ValueError(f"unknown benchmark suite {name!r}; known: {tuple(SUITES)}")
+    return importlib.import_module(SUITES[name]).SUITE

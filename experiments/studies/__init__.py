@@ -1,6 +1,7 @@
 """The study kinds: what a study simulates per chunk, stores, summarises and plots.
 
-A :class:`StudyKind` is registered under the name of its sub-command and holds
+Each module here defines one :class:`StudyKind` as its ``KIND``; the table of them by name
+(the study's sub-command), and their help texts, are ``experiments.registry``. A kind holds
 
 * ``section``/``params``: the name and dataclass of the study's own config table;
 * ``variables(config)``: the stored per-member variables, each with the dimensions it
@@ -10,7 +11,8 @@ A :class:`StudyKind` is registered under the name of its sub-command and holds
 * ``plot(ds, config, out_dir)``: the standard figures (PNG + PDF) from the stored data;
 * ``validate(config)``: checks across sections (raise ``ConfigError``).
 
-``variant-flows`` (the attention variants) also registers the field ``attention-variant``.
+``variant_flows`` also defines the field ``attention-variant``, and ``variants`` the tied
+Gaussian ensemble of attention variants that field draws from.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ class Variable:
 
 @dataclass(frozen=True)
 class StudyKind:
-    name: str
-    help: str
     section: str
     params: type
     variables: Callable[[Any], dict[str, Variable]]
@@ -43,23 +43,4 @@ class StudyKind:
     validate: Callable[[Any], None] = lambda config: None
 
 
-STUDY_KINDS: dict[str, StudyKind] = {}
-
-
-def register_kind(kind: StudyKind) -> StudyKind:
-    if kind.name in STUDY_KINDS:
-        raise ValueError(f"a study kind named {kind.name!r} is already registered")
-    STUDY_KINDS[kind.name] = kind
-    return kind
-
-
-from experiments.studies import (  # noqa: E402
-    cluster_count,
-    clustering_time,
-    phase_diagram,
-    synchronisation,
-    variant_flows,
-)
-
-__all__ = ["STUDY_KINDS", "StudyKind", "Variable", "cluster_count", "clustering_time",
-           "phase_diagram", "register_kind", "synchronisation", "variant_flows"]
+__all__ = ["StudyKind", "Variable"]

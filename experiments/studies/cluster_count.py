@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from experiments.config import StudyConfig, require
+from dynamics import bind, cluster_count, indicator_rank, theory
 from experiments.fields import Members
-from experiments.studies import StudyKind, Variable, register_kind
+from experiments.schema import StudyConfig, require
+from experiments.studies import StudyKind, Variable
 from experiments.studies.common import host, label, on_points, save_figure, simulate_members
 
 
@@ -54,8 +55,6 @@ def _coords(config: StudyConfig) -> dict[str, Any]:
 
 
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
-    from dynamics import bind, cluster_count, indicator_rank
-
     p = config.params
     fn = cluster_count if p.method == "components" else indicator_rank
     times = np.asarray(p.times, dtype=float)
@@ -69,8 +68,6 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
 
 def _summarize(ds: Any, config: StudyConfig) -> Any:
     import xarray as xr
-
-    from dynamics import theory
 
     grid = config.grid
     counts = ds["clusters"]
@@ -126,10 +123,7 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return paths + save_figure(fig, out_dir, "cluster_count_distribution")
 
 
-KIND = register_kind(StudyKind(
-    name="cluster-count",
-    help="number of clusters at given times vs beta (metastable counts), with the circle's "
-         "predicted dominant mode",
+KIND = StudyKind(
     section="count",
     params=CountParams,
     variables=_variables,
@@ -137,4 +131,4 @@ KIND = register_kind(StudyKind(
     compute=_compute,
     summarize=_summarize,
     plot=_plot,
-))
+)

@@ -36,10 +36,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from experiments.config import StudyConfig, require
-from experiments.fields import FIELDS, Members
-from experiments.statistics import exponential_fit, power_law_fit, summarize_times
-from experiments.studies import StudyKind, Variable, register_kind
+from attention.array_api import is_torch, namespace
+from dynamics import first_time, fraction_clustered_pairs, simulate
+from experiments.chunks import initial_states
+from experiments.fields import Members, build_field
+from experiments.registry import FIELDS
+from experiments.schema import StudyConfig, require
+from experiments.statistics import censored_times, exponential_fit, power_law_fit, summarize_times
+from experiments.studies import StudyKind, Variable
 from experiments.studies.common import equiangular_crossing, host, label, save_figure
 
 
@@ -94,7 +98,7 @@ def _validate(config: StudyConfig) -> None:
             f"clustering-time detects clustering of tokens on the sphere; {config.field.kind!r} "
             "lives on angles (use 'sa' or 'usa' with d = 2)")
     p, integrator = config.params, config.integrator
-    if p.compact_every > 0 and integrator.method in ("authors", "euler", "rk4"):
+    if p.compact_every > 0 and integrator.fixed_step:
         require(_divides(integrator.dt, p.compact_every), "clustering.compact_every",
                 f"must be a multiple of integrator.dt = {integrator.dt}")
 
@@ -120,15 +124,11 @@ def _coords(config: StudyConfig) -> dict[str, Any]:
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
     """Clustering times of one chunk, in one ``simulate`` call per segment of
     ``compact_every`` (module docstring); members that clustered leave the batch."""
-    from dynamics import first_time, fraction_clustered_pairs, simulate
-    from experiments.chunks import initial_states
-    from experiments.fields import build_field
-
     p, integrator = config.params, config.integrator
     segments = p.segments
     edges = np.linspace(0.0, p.horizon, segments + 1)
     record = p.record_times if p.fractions else edges
-    overlap = integrator.dt if integrator.method in ("authors", "euler", "rk4") else 0.0
+    overlap = integrator.dt if integrator.fixed_step else 0.0
     fraction = fraction_clustered_pairs(p.delta) if p.fractions else None
     batch = members.batch
     out_time = np.full(batch, np.nan)
@@ -175,8 +175,6 @@ def _with_state(fraction: Any) -> Any:
     Not marked rotation invariant, so the reduced solver hands it the states in R^d;
     its value at a segment's last time is the state the next segment starts from.
     """
-    from attention.backend import namespace
-
     def observable(x: Any) -> Any:
         xp = namespace(x)
         flat = xp.reshape(x, (x.shape[0], -1))
@@ -189,8 +187,6 @@ def _with_state(fraction: Any) -> Any:
 
 def _rows(a: Any, index: np.ndarray) -> Any:
     """a[index] along the first axis, on a's backend."""
-    from attention.backend import is_torch
-
     if is_torch(a):
         import torch
 
@@ -200,8 +196,6 @@ def _rows(a: Any, index: np.ndarray) -> Any:
 
 def _nothing(x: Any) -> Any:
     """Records nothing of the states (one zero per member), so no (batch, T, n, d) is kept."""
-    from attention.backend import namespace
-
     return namespace(x).zeros(x.shape[:1], dtype=x.dtype)
 
 
@@ -285,8 +279,6 @@ def _add_fits(out: Any, grid: Any) -> None:
 def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from experiments.statistics import censored_times
-
     summary = ds
     grid, p = config.grid, config.params
     paths: list[Path] = []
@@ -347,10 +339,7 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return paths
 
 
-KIND = register_kind(StudyKind(
-    name="clustering-time",
-    help="time until all pairs are within 1 - delta, over seeds, vs beta, d, n "
-         "(Kaplan-Meier medians, censoring, fitted scaling)",
+KIND = StudyKind(
     section="clustering",
     params=ClusteringParams,
     variables=_variables,
@@ -359,4 +348,4 @@ KIND = register_kind(StudyKind(
     summarize=_summarize,
     plot=_plot,
     validate=_validate,
-))
+)

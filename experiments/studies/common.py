@@ -9,9 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from attention.array_api import to_numpy
+from dynamics import angles_to_points, simulate, theory
 from experiments.chunks import initial_states
-from experiments.config import StudyConfig
-from experiments.fields import FIELDS, Members, build_field, equiangular_normalization
+from experiments.fields import Members, build_field, equiangular_normalization
+from experiments.registry import FIELDS
+from experiments.schema import StudyConfig
 
 
 def on_points(config: StudyConfig, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -19,8 +22,6 @@ def on_points(config: StudyConfig, fn: Callable[[Any], Any]) -> Callable[[Any], 
     on angle fields the angles are mapped to points of the circle first."""
     if FIELDS[config.field.kind].space == "sphere":
         return fn
-
-    from dynamics import angles_to_points
 
     def observable(theta: Any) -> Any:
         return fn(angles_to_points(theta))
@@ -31,8 +32,6 @@ def on_points(config: StudyConfig, fn: Callable[[Any], Any]) -> Callable[[Any], 
 
 def simulate_members(config: StudyConfig, members: Members, times: Any, **kwargs: Any):
     """One ``dynamics.simulate`` call for the whole chunk (all seeds and betas at once)."""
-    from dynamics import simulate
-
     field = build_field(config, members)
     x0 = initial_states(config, members)
     return simulate(field, x0, np.asarray(times, dtype=float),
@@ -40,8 +39,6 @@ def simulate_members(config: StudyConfig, members: Members, times: Any, **kwargs
 
 
 def host(values: Any) -> np.ndarray:
-    from attention.backend import to_numpy
-
     return np.asarray(to_numpy(values))
 
 
@@ -49,8 +46,6 @@ def equiangular_crossing(config: StudyConfig, delta: float) -> np.ndarray:
     """(n, d, beta) exact equiangular crossing times t*(beta) where the theory applies:
     SA/USA with identity weights and d >= n (the d -> infinity limit for uniform starts,
     exact for orthogonal ones); NaN elsewhere."""
-    from dynamics import theory
-
     grid = config.grid
     out = np.full((len(grid.n), len(grid.d), len(grid.beta)), np.nan)
     normalization = equiangular_normalization(config)

@@ -23,10 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from dynamics import fraction_clustered_pairs, theory
+from dynamics.gram_space import (
+    GRAM_METHODS,
+    fraction_clustered_from_gram,
+    gram_flow,
+    on_step_grid,
+)
 from experiments.chunks import initial_states
-from experiments.config import Linspace, StudyConfig, require
 from experiments.fields import Members, equiangular_normalization
-from experiments.studies import StudyKind, Variable, register_kind
+from experiments.schema import Linspace, StudyConfig, require
+from experiments.studies import StudyKind, Variable
 from experiments.studies.common import host, label, on_points, save_figure, simulate_members
 
 
@@ -59,8 +66,6 @@ def _coords(config: StudyConfig) -> dict[str, Any]:
 def _on_gram(config: StudyConfig, members: Members) -> bool:
     """SA/USA with identity weights, a Gram-space scheme, numpy: integrate G = X X^T alone
     (``dynamics.gram_space``: same numbers, two n x n products per step in any dimension)."""
-    from dynamics.gram_space import GRAM_METHODS, on_step_grid
-
     integrator = config.integrator
     return (config.field.kind in ("sa", "usa") and not config.field.params.causal
             and members.backend == "numpy" and integrator.method in GRAM_METHODS
@@ -68,13 +73,9 @@ def _on_gram(config: StudyConfig, members: Members) -> bool:
 
 
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
-    from dynamics import fraction_clustered_pairs
-
     p = config.params
     n = members.n
     if _on_gram(config, members):
-        from dynamics.gram_space import fraction_clustered_from_gram, gram_flow
-
         values = gram_flow(initial_states(config, members), members.betas.astype(float),
                            p.times, dt=config.integrator.dt, method=config.integrator.method,
                            normalization="softmax" if config.field.kind == "sa" else "usa",
@@ -89,8 +90,6 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
 
 def _summarize(ds: Any, config: StudyConfig) -> Any:
     import xarray as xr
-
-    from dynamics import theory
 
     grid, p = config.grid, config.params
     n = np.asarray(grid.n, dtype=float)
@@ -147,10 +146,7 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, "phase_diagram")
 
 
-KIND = register_kind(StudyKind(
-    name="phase-diagram",
-    help="the Fig. 3 statistic (fraction of clustered pairs) on a (t, beta) grid, any field, "
-         "d and n, with the Gamma_infinity,delta curve",
+KIND = StudyKind(
     section="phase",
     params=PhaseParams,
     variables=_variables,
@@ -158,4 +154,4 @@ KIND = register_kind(StudyKind(
     compute=_compute,
     summarize=_summarize,
     plot=_plot,
-))
+)

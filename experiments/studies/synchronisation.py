@@ -38,9 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from experiments.config import ConfigError, StudyConfig, require
+from dynamics.meanfield import synchronisation_outcome
+from dynamics.meanfield.synchronisation import (
+    CONE_DIAMETER,
+    FAILING_BETA,
+    SYNCHRONISING_BETA,
+    three_cluster_eigenvalue,
+)
 from experiments.fields import Members, build_field
-from experiments.studies import StudyKind, Variable, register_kind
+from experiments.schema import ConfigError, StudyConfig, require
+from experiments.studies import StudyKind, Variable
 from experiments.studies.common import label, save_figure, simulate_members
 
 FIELD_KINDS = ("circle-sa", "circle-usa", "sa", "usa")
@@ -92,8 +99,6 @@ def _coords(config: StudyConfig) -> dict[str, Any]:
 
 
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
-    from dynamics.meanfield import synchronisation_outcome
-
     horizon = config.params.horizon
     traj = simulate_members(config, members, [0.0, horizon])
     return synchronisation_outcome(build_field(config, members), traj.final, horizon)
@@ -102,8 +107,6 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
 def outcome_masks(diameter: np.ndarray, speed: np.ndarray, params: SyncParams
                   ) -> dict[str, np.ndarray]:
     """The four disjoint outcomes (module docstring) as boolean arrays of the inputs' shape."""
-    from dynamics.meanfield.synchronisation import CONE_DIAMETER
-
     synchronised = diameter < params.tolerance
     converging = ~synchronised & (diameter < CONE_DIAMETER)
     stopped = (diameter >= CONE_DIAMETER) & (speed < params.stationary)
@@ -127,12 +130,6 @@ def clopper_pearson(successes: np.ndarray, trials: int, level: float = LEVEL
 
 def _summarize(ds: Any, config: StudyConfig) -> Any:
     import xarray as xr
-
-    from dynamics.meanfield.synchronisation import (
-        FAILING_BETA,
-        SYNCHRONISING_BETA,
-        three_cluster_eigenvalue,
-    )
 
     masks = outcome_masks(ds["diameter"].values, ds["speed"].values, config.params)
     dims = ("n", "d", "beta")
@@ -166,8 +163,6 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
 def draw_fractions(ax: Any, ds: Any, config: StudyConfig) -> None:
     """Synchronising (with its interval) and stopped fractions against beta, one colour per
     (n, d); on the circle the proven regions are shaded and the thresholds marked."""
-    from dynamics.meanfield.synchronisation import FAILING_BETA, SYNCHRONISING_BETA
-
     grid = config.grid
     order = np.argsort(grid.beta)
     beta = np.asarray(grid.beta, dtype=float)[order]
@@ -222,8 +217,6 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     fig.colorbar(mesh, ax=axes[1])
 
     fine = np.linspace(beta.min(), beta.max(), 400)
-    from dynamics.meanfield.synchronisation import three_cluster_eigenvalue
-
     axes[2].plot(fine, three_cluster_eigenvalue(fine), "k")
     axes[2].axhline(0, color="0.5", lw=0.5)
     axes[2].axvline(-2 / 3, color="k", ls=":", lw=0.8)
@@ -235,10 +228,7 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, "synchronisation_map")
 
 
-KIND = register_kind(StudyKind(
-    name="synchronisation",
-    help="fraction of random starts that end in one point vs beta, negative beta included "
-         "(circle thresholds -0.16 and -2/3 of 2507.22857)",
+KIND = StudyKind(
     section="sync",
     params=SyncParams,
     variables=_variables,
@@ -247,4 +237,4 @@ KIND = register_kind(StudyKind(
     summarize=_summarize,
     plot=_plot,
     validate=_validate,
-))
+)

@@ -1,7 +1,7 @@
 """``variant-flows``: does compressing the KV cache change how fast tokens cluster?
 
 Every member (seed, n, d, beta) draws n tokens and one set of weights of the tied Gaussian
-ensemble (``attention.variant_flows``); the same tokens then flow on the sphere,
+ensemble (``experiments.studies.variants``); the same tokens then flow on the sphere,
 dx_i/dt = P^perp_{x_i} op(x)_i, under each variant listed in ``[variants] names`` (MHA,
 GQA, MQA, MFA, MFA-KR, AnSAN, PrFlash at several p(delta), DMA, ...), with the coupled
 weights of that draw. The reference is the field's own variant (``[field] variant``,
@@ -18,8 +18,8 @@ with its interval and censored fraction, the fraction of draws in which the vari
 clusters strictly before the reference (the same tokens and weights: a paired
 comparison), the median cluster count and mean distance over time, and the cache a
 decoder keeps: ``kv_elements`` per retained token and ``kv_per_token`` averaged over the
-sequence (AnSAN and DMA retain fewer tokens). The field ``attention-variant`` registered
-here serves every study (a phase diagram of MQA flows, say).
+sequence (AnSAN and DMA retain fewer tokens). The field ``attention-variant`` defined here
+(in ``experiments.registry.FIELDS``) serves every study (a phase diagram of MQA flows, say).
 """
 
 from __future__ import annotations
@@ -30,12 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from attention.variant_flows import CACHE_COMPRESSING, Ensemble, parse_variant
-from experiments.config import ConfigError, Linspace, StudyConfig, require
-from experiments.fields import FieldEntry, Members, register_field
+from dynamics import cluster_count, clustering_time, simulate
+from dynamics.fields.operator import MemberOperators
+from experiments.chunks import initial_states
+from experiments.fields import FieldEntry, Members
+from experiments.schema import ConfigError, Linspace, StudyConfig, require
 from experiments.statistics import summarize_times
-from experiments.studies import StudyKind, Variable, register_kind
+from experiments.studies import StudyKind, Variable
 from experiments.studies.common import host, label, save_figure
+from experiments.studies.variants import CACHE_COMPRESSING, Ensemble, parse_variant
 
 STREAM_OPERATORS = 4  # the weights' random stream (experiments.fields uses 0..3)
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "variant_flows.toml"
@@ -47,7 +50,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "variant_flows.toml"
 @dataclass(frozen=True)
 class VariantFieldParams(Ensemble):
     """[field] kind = "attention-variant": the ensemble's sizes (``Ensemble``), the variant
-    spec flowed (``attention.variant_flows.parse_variant``) and ``period``, the time
+    spec flowed (``variants.parse_variant``) and ``period``, the time
     between two draws of a random (PrFlash) mask: a multiple of a fixed step dt."""
 
     variant: str = "mha"
@@ -72,8 +75,6 @@ def operators(params: Ensemble, members: Members, variant: str) -> tuple[Any, ..
 
 def variant_field(params: VariantFieldParams, members: Members, variant: str) -> Any:
     """The flow of ``variant`` for the members of a chunk (one operator per member)."""
-    from dynamics.fields.operator import MemberOperators
-
     return MemberOperators(operators(params, members, variant), period=params.period)
 
 
@@ -98,12 +99,13 @@ def _check_field(params: VariantFieldParams, config: StudyConfig) -> None:
                 f"d = {d} is not divisible by field.heads = {params.heads}")
 
 
-FIELD = register_field(FieldEntry(
+FIELD = FieldEntry(
     "attention-variant", VariantFieldParams, _build, "sphere",
     "an attention variant of attention.md §8 (mha, gqa, mqa, mfa, mfa_kr, ansan, dma, "
     "prflash:KIND:PARAM) with weights of the tied Gaussian ensemble, one draw per seed",
     check=_check_field,
-))
+)
+FIELD_ENTRIES = (FIELD,)
 
 
 # -- the study ------------------------------------------------------------------------------
@@ -168,9 +170,6 @@ def geodesic_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
-    from dynamics import cluster_count, clustering_time, simulate
-    from experiments.chunks import initial_states
-
     p, params = config.params, config.field.params
     times = np.asarray(p.times, dtype=float)
     x0 = initial_states(config, members)
@@ -313,10 +312,7 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return paths
 
 
-KIND = register_kind(StudyKind(
-    name="variant-flows",
-    help="the same tokens flowed under MHA, GQA/MQA, MFA, MFA-KR, AnSAN, PrFlash and DMA: "
-         "clustering time, cluster count and distance to full attention",
+KIND = StudyKind(
     section="variants",
     params=VariantsParams,
     variables=_variables,
@@ -325,7 +321,7 @@ KIND = register_kind(StudyKind(
     summarize=_summarize,
     plot=_plot,
     validate=_validate,
-))
+)
 
-__all__ = ["EXAMPLE", "FIELD", "KIND", "VariantFieldParams", "VariantsParams", "draw",
-           "geodesic_distance", "operators", "variant_field"]
+__all__ = ["EXAMPLE", "FIELD", "FIELD_ENTRIES", "KIND", "VariantFieldParams", "VariantsParams",
+           "draw", "geodesic_distance", "operators", "variant_field"]

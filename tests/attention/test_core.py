@@ -9,11 +9,12 @@ import torch
 from scipy.special import logsumexp
 
 from attention.anchored import AnchorMask
-from attention.core import grouped_attention, grouped_weights
 from attention.masks import BlockLayout, SlidingWindow
 from attention.online_softmax import tiled_attention
 from attention.positional import alibi
 from attention.prflash import PrFlashMask, geometric
+from attention.reference import grouped_weights
+from attention.router import grouped_attention
 from attention.sinkhorn import sinkhorn_weights
 
 

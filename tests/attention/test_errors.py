@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from attention.config import OperatorConfig, build
-from attention.core import grouped_attention
 from attention.flex import flex_attend
 from attention.masks import CAUSAL, BlockLayout, DenseMask
 from attention.operator import Operator
 from attention.positional import Rope
 from attention.prflash import PrFlashMask, geometric
+from attention.router import grouped_attention
 from attention.variants.mfa import FactorizedHeads
 from attention.variants.saq import Staircase
 from attention.variants.standard import Projections

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from attention.anchored import AnchorMask
-from attention.core import grouped_attention
 from attention.masks import CAUSAL, BlockLayout, Causal, DenseMask, SlidingWindow, check_rows
 from attention.prflash import (
     ONE,
@@ -16,6 +15,7 @@ from attention.prflash import (
     harmonic,
     window,
 )
+from attention.router import grouped_attention
 
 # -- block layouts ---------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from experiments import STUDIES, register_study
 from experiments.__main__ import build_parser, main
 from experiments.bench.memory import measure_peak
 from experiments.bench.registry import Case, Implementation, load_suite
@@ -22,6 +21,7 @@ from experiments.bench.runner import (
     run_suite,
     tolerance,
 )
+from experiments.registry import COMMANDS, register_command
 
 SUITE = load_suite("rhs-rk4")
 
@@ -135,8 +135,8 @@ def test_command_line_writes_json(tmp_path):
 def test_registries_refuse_bad_names():
     assert "bench" in build_parser().format_help()
     with pytest.raises(ValueError, match="already registered"):
-        register_study("bench", "x", "y")
-    assert set(STUDIES) >= {"bench"}
+        register_command("bench", "x", "y")
+    assert set(COMMANDS) >= {"bench"}
     with pytest.raises(ValueError, match="unknown benchmark suite"):
         load_suite("no-such-suite")
     with pytest.raises(ValueError, match="dtype"):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from attention.backend import from_numpy, to_numpy
+from attention.array_api import from_numpy, to_numpy
 from dynamics import SelfAttention, angles_to_points, points_to_angles, simulate
 from dynamics.fields.circle import CircleAttention, CircleSA, CircleUSA, Kuramoto
 

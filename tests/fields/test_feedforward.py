@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import scipy.special
 
-from attention.backend import from_numpy, to_numpy
+from attention.array_api import from_numpy, to_numpy
 from dynamics import EUCLIDEAN, SA, LieTrotter, normalize, simulate
 from dynamics.fields.feedforward import FeedForward, gelu, relu
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attention.backend import from_numpy, to_numpy
+from attention.array_api import from_numpy, to_numpy
 from dynamics import EUCLIDEAN, SA, PureSelfAttention, normalize, simulate
 from dynamics.fields.hardmax import Hardmax
 from dynamics.fields.rescaled import RescaledSelfAttention

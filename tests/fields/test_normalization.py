@@ -4,7 +4,7 @@ clustering rates e^{-2t} (Post-LN) versus 1/t^2 (Pre-LN, Peri-LN) (paper §11 it
 import numpy as np
 import pytest
 
-from attention.backend import from_numpy, to_numpy
+from attention.array_api import from_numpy, to_numpy
 from dynamics import SA, SelfAttention, simulate
 from dynamics.fields.normalization import (
     NormalizedAttention,

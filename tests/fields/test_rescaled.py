@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 from scipy.spatial import ConvexHull
 
-from attention.backend import from_numpy, to_numpy
+from attention.array_api import from_numpy, to_numpy
 from attention.reference import attention_weights
 from dynamics import PureSelfAttention, simulate
 from dynamics.fields.rescaled import (

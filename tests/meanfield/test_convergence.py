@@ -1,4 +1,5 @@
-"""Particles -> PDE: W1 decays like n^{-1/2}, under Dobrushin's bound, with checked constants."""
+"""Particles -> PDE: quantile particles follow the characteristics; Dobrushin's constants.
+(W1 against n, ``mean_field_gap``: tests/paper_repro/test_mf_convergence.py.)"""
 
 import math
 
@@ -11,7 +12,6 @@ from dynamics.meanfield import (
     CircleMeanField,
     dobrushin_rate,
     lipschitz_constants,
-    mean_field_gap,
     solve_circle,
     w1_circle,
 )
@@ -19,22 +19,6 @@ from dynamics.meanfield import (
 START = CircleDensity.from_function(
     lambda t: (1 + 0.6 * np.cos(t) + 0.3 * np.cos(2 * t + 1)) / (2 * np.pi), 32
 )
-
-
-def test_particles_converge_to_the_pde_like_root_n():
-    gap = mean_field_gap(START, 1.0, "softmax", ns=(50, 200, 800), times=(0.0, 1.0, 2.0),
-                         seeds=6, seed=11)
-    for index in (0, -1):
-        assert -0.7 < gap.slope(index) < -0.3
-    assert np.all(gap.w1 <= gap.bound + 1e-12)
-    assert gap.solution.min_density.min() > 0  # the PDE stayed resolved
-
-
-def test_quantile_starts_converge_like_one_over_n():
-    gap = mean_field_gap(START, 1.0, "usa", ns=(40, 160, 640), times=(0.0, 1.0), seeds=1,
-                         quantiles=True)
-    assert gap.slope(0) == pytest.approx(-1.0, abs=0.05)
-    assert gap.slope(-1) == pytest.approx(-1.0, abs=0.05)
 
 
 @pytest.mark.parametrize(("field", "beta", "normalization"), [

@@ -8,7 +8,6 @@ from dynamics.meanfield import (
     CircleDensity,
     critical_kappa,
     kuramoto_order,
-    particle_order_parameter,
     pde_order_parameter,
     solve_circle,
 )
@@ -51,10 +50,3 @@ def test_self_consistency_branch():
 def test_fokker_planck_stationary_order_parameter(kappa):
     r = pde_order_parameter(kappa, horizon=100.0, modes=20)
     assert r == pytest.approx(kuramoto_order(kappa), abs=1e-6)
-
-
-def test_noisy_particles_bifurcate_at_kappa_two():
-    below = particle_order_parameter(1.0, n=800, horizon=30.0, burn_in=15.0, seed=2)
-    above = particle_order_parameter(4.0, n=800, horizon=30.0, burn_in=15.0, seed=2)
-    assert below < 0.1  # finite-n fluctuations only, ~ n^{-1/2}
-    assert above == pytest.approx(kuramoto_order(4.0), abs=0.03)

@@ -26,7 +26,8 @@ def test_c1_geometries(make, tmp_path):
         assert 1 <= geometries[key]["hyperplanes"] <= 3  # Thm 4.1
     movies = sorted(p.name for p in report.files if p.suffix == ".gif")
     assert movies == sorted(f"C1_{key}.gif" for key in geometries)
-    assert all("VIOLATED" not in line for line in report.checks)
+    assert len(report.checks) == 5 and all(c.passed for c in report.checks)
+    assert all(c.value <= c.bound for c in report.checks)
 
 
 def test_c1_helpers_on_known_shapes(rng):

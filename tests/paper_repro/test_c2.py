@@ -19,7 +19,9 @@ def test_c2_limit_is_boolean(make):
     assert shown["t=0"]["rank"] > 3 >= shown["t=12"]["rank"]
     limit = data["shown_limit"]
     assert set(limit["leaders"]) <= set(limit["extremes"])
-    assert all("VIOLATED" not in line for line in report.checks)
+    rank, rows = report.checks
+    assert rank.passed and rank.value == ranks.max() <= 3
+    assert rows.passed and rows.value <= 1
 
 
 def test_boolean_structure_of_hardmax_rows(rng):

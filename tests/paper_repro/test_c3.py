@@ -23,7 +23,10 @@ def test_c3_plateaus_match_cluster_masses(make):
         assert curve["first_merger"] == [0, 1]
     ends = [data["curves"][k]["end_time"] for k in data["curves"]]
     assert ends == sorted(ends, reverse=True)  # larger beta finishes sooner
-    assert all("OFF" not in line for line in report.checks)
+    plateau = [c for c in report.checks if "plateau" in c.name]
+    assert len(plateau) == sum(float(k.split("=")[1]) >= 1000 for k in data["curves"])
+    assert all(c.passed and c.value <= 0.005 for c in plateau)
+    assert all(c.passed for c in report.checks)
 
 
 def test_ascent_is_monotone_and_masses_are_read_on_the_circle():

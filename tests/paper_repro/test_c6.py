@@ -24,7 +24,9 @@ def test_c6_rates_and_ordering(make):
     for name, curve in rho.items():
         assert curve[-1] > curve[0] + 0.5, name
     assert "Mix-LN" in data["parameters"]["not_shown"]
-    assert len(report.checks) == 3
+    fitted = {c.name.split(": ")[1]: c for c in report.checks}
+    assert set(fitted) == {"Post-LN", "Pre-LN", "nGPT", "nGPT, alpha = 1"}
+    assert all(c.passed and c.value <= c.bound for c in report.checks)
 
 
 def test_c6_observables_and_ngpt_field(rng):

@@ -22,3 +22,5 @@ def test_f2_thresholds(make):
     assert values["wendel_d=n"] == 1 and values["wendel_d=n/2"] == 0.5
     assert values["d_star_beta=1"] > 1e16
     assert len(report.files) == 3 and len(report.checks) == 3
+    assert all(c.passed for c in report.checks)
+    assert report.checks[0].value == values["(n-1)tau*_at_quoted"] < math.pi

@@ -50,7 +50,8 @@ def test_f3_statistic_and_curves(make):
     assert data["converges"] == {"faithful": True, "exact": True}
     assert data["bias"]["exact curves"] > 0
     assert all(data["bias"]["simulated"][f"d={d}"]["mean"] > 0 for d in HIGH_D)
-    assert any("converges to it" in line for line in report.checks)
+    boundary = [c for c in report.checks if ": max |boundary" in c.name]
+    assert len(boundary) == 2 and all(c.passed and c.value <= c.bound for c in boundary)
 
 
 def test_high_d_boundary_tracks_gamma_inf_and_the_faithful_one_is_shifted(tmp_path):

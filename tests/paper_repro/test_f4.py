@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from dynamics import cluster_count, normalize, uniform_sphere
-from paper_repro import FIGURES, FigureRequest
+from paper_repro import FigureRequest, make
 from paper_repro.f4_circle_trajectories import CAPTION, DELTA, N, cluster_counts, z_score
 
 FILES = ("F4_circle_trajectories.json", "F4_circle_trajectories.png",
@@ -14,8 +14,7 @@ FILES = ("F4_circle_trajectories.json", "F4_circle_trajectories.png",
 
 
 def test_f4_caption_counts_phase_rows_and_determinism(tmp_path):
-    _, figure = FIGURES["F4"]
-    report = figure(FigureRequest(out=tmp_path / "a", tiny=True))
+    report = make("F4", FigureRequest(out=tmp_path / "a", tiny=True))
     data = json.loads((tmp_path / "a" / FILES[0]).read_text())
     seeds = data["parameters"]["seeds"]
     for beta, expected in CAPTION.items():
@@ -39,9 +38,11 @@ def test_f4_caption_counts_phase_rows_and_determinism(tmp_path):
     panel = np.array(data["phase_diagram"]["probability"])
     assert panel.shape == (len(data["phase_diagram"]["betas"]), len(data["phase_diagram"]["times"]))
     assert panel[0, -1] > 0.9
-    assert all("agrees" in line or "consistent" in line for line in report.checks)
+    assert len(report.checks) == 4 and all(c.passed for c in report.checks)
+    modes = [c for c in report.checks if c.sense == "=="]
+    assert sorted(c.value for c in modes) == sorted(CAPTION.values())
     # the same seed gives the same bytes (JSON, PNG and PDF), computed afresh elsewhere
-    figure(FigureRequest(out=tmp_path / "b", tiny=True))
+    make("F4", FigureRequest(out=tmp_path / "b", tiny=True))
     for name in FILES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 

@@ -22,4 +22,5 @@ def test_f6_sign_change_at_tau_star(make):
     # tau* sqrt(beta) -> 1 from below as beta grows
     ratios = [data["tau_star"][f"beta={b:g}"] * math.sqrt(b) for b in data["parameters"]["betas"]]
     assert ratios[0] < ratios[1] < 1
-    assert all("ok" in line for line in report.checks)
+    assert len(report.checks) == 4 and all(c.passed for c in report.checks)
+    assert all(c.value == 0 for c in report.checks if c.sense == "==")

@@ -27,7 +27,10 @@ def test_f8_curves_and_scheme_bias(make):
     # Gamma_inf,delta at t = 30 for n = 32 lies between the paper's overlay and its d = 1024 panel
     assert 6.85 < boundary["exact (6.9)"] < 7.0
     assert 6.7 < boundary["authors scheme"] < boundary["exact (6.9)"]
-    assert len(report.checks) == 2 * len(data["curves"]) + 1
+    assert len(report.checks) == 3 * len(data["curves"]) + 1
+    assert all(c.passed for c in report.checks)
+    last = report.checks[-1]
+    assert last.value == boundary["authors scheme"] - boundary["exact (6.9)"] < 0
 
 
 def test_authors_map_is_the_scheme_and_tends_to_the_ode(rng):

@@ -1,7 +1,11 @@
 """M4: the kappa = 2 bifurcation of the noisy Kuramoto model, from the figure's stored numbers."""
 
 import numpy as np
+import pytest
 from scipy.special import i0, i1
+
+from dynamics.meanfield import kuramoto_order
+from paper_repro.mf_noisy import particle_order_parameter
 
 
 def test_m4_bifurcation(make):
@@ -14,4 +18,12 @@ def test_m4_bifurcation(make):
     np.testing.assert_allclose(np.array(data["particles"])[above], r[above], atol=0.05)
     n = data["parameters"]["n"]
     assert np.all(np.array(data["particles"])[~above] < 4 / np.sqrt(n))
-    assert all("ok" in line for line in report.checks)
+    assert len(report.checks) == 3 and all(c.passed for c in report.checks)
+    assert report.checks[2].bound == 4 / np.sqrt(n)
+
+
+def test_noisy_particles_bifurcate_at_kappa_two():
+    below = particle_order_parameter(1.0, n=800, horizon=30.0, burn_in=15.0, seed=2)
+    above = particle_order_parameter(4.0, n=800, horizon=30.0, burn_in=15.0, seed=2)
+    assert below < 0.1  # finite-n fluctuations only, ~ n^{-1/2}
+    assert above == pytest.approx(kuramoto_order(4.0), abs=0.03)

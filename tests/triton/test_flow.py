@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from attention.dispatch import attend_fast
+from attention.router import attend_fast
 from attention.triton import attend, flow_rhs
 from dynamics import SA, USA, MultiHeadAttention, Noisy, PeriLN, PreLN, PureSelfAttention, simulate
 from dynamics.gpu import FusedAttention, GraphedScheme, fuse, route

@@ -1,4 +1,5 @@
-"""The operators of the variant-flows study: every variant under one coupled weight ensemble.
+"""The operators of the variant-flows study (``experiments.studies.variant_flows``): every
+attention variant of ``attention`` under one coupled weight ensemble.
 
 To ask whether compressing the KV cache changes how fast tokens cluster, the variants
 must differ *only* in what they compress. The "tied Gaussian" ensemble (:class:`Ensemble`)
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from attention import accounting
 from attention.config import OperatorConfig, assemble, init_params
 from attention.operator import Operator
 
@@ -158,10 +160,8 @@ class Ensemble:
 
     def kv_elements(self, variant: str | VariantSpec, n: int, d: int) -> int:
         """Cache scalars per retained token per layer (``attention.accounting``)."""
-        from attention.accounting import kv_elements
-
         spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
-        return kv_elements(_operator_config(spec, self, n, d))
+        return accounting.kv_elements(_operator_config(spec, self, n, d))
 
     def retained_fraction(self, variant: str | VariantSpec, n: int, d: int) -> float:
         """Fraction of the n tokens a decoder keeps after the last one: AnSAN's anchors and

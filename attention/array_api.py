@@ -1,4 +1,4 @@
-"""Array backends: one code path for numpy, torch and JAX arrays.
+"""The array-API layer: one code path for numpy, torch and JAX arrays.
 
 The mathematics of the package is written once against the Python array API
 (through ``array_api_compat``); this module holds the few operations the array

@@ -1,6 +1,6 @@
-"""Benchmark: F3's d = 1024 panel at full size, ours against the authors' dense scheme.
+"""Benchmark ``f3-panel``: F3's d = 1024 panel at full size, ours against the authors' dense scheme.
 
-    OMP_NUM_THREADS=1 python -m paper_repro.bench_f3 [--betas 0.1 4.5 9] [--steps 10]
+    python -m experiments bench --suite f3-panel [--betas 0.1 4.5 9] [--steps 10] [--json PATH]
 
 The panel: n = 32, d = 1024, 2048 uniform random starts for each of 90 betas in
 [0.1, 9], the authors' step x <- normalize(x + h softmax(beta x x^T) x) with h = 0.1 up
@@ -12,16 +12,17 @@ to t = 30 (300 steps), the statistic P recorded every 0.2 (151 checkpoints), flo
   matrix. Its cost per step does not depend on beta or t (dense arithmetic), so it is
   timed for ``--steps`` steps (after a warm-up step) at a few betas and extrapolated to
   90 x (draw + 300 steps).
-* **ours** - the F3 study (``paper_repro.f3_phase_diagrams``, full size, faithful scheme,
+* **ours** - the ``phase-diagram`` study of F3 (the full-size CPU grid of
+  ``paper_repro.f3_phase_diagrams``, written out in ``panel_config``; faithful scheme,
   d = 1024 only): ``experiments.runner.compute_chunk`` of whole work chunks, each a full
   300-step run of 32 seeds x 5 betas on the Gram matrix alone (with Q = K = V = I the
   scheme closes on G = X X^T, ``dynamics.gram_space``: two 32 x 32 products per step
-  whatever d is, and the statistic is read off G); chunks at
-  the low, middle and high end of the beta range are timed (after one untimed chunk) and
-  the mean extrapolated to the panel's 1152 chunks.
+  whatever d is, and the statistic is read off G); chunks at the low, middle and high end
+  of the beta range are timed (after one untimed chunk) and the mean extrapolated to the
+  panel's 1152 chunks.
 
-Both run on one core (set OMP_NUM_THREADS=1 before Python starts: numpy's BLAS reads it
-once) and are timed in process CPU seconds (``time.process_time``), which other jobs on a
+Both run on one core (``--threads``, default 1, is fixed before numpy loads: its BLAS reads
+it once) and are timed in process CPU seconds (``time.process_time``), which other jobs on a
 shared machine disturb far less than wall-clock time. The result prints as Markdown and,
 with ``--json``, as a file.
 """
@@ -38,19 +39,27 @@ from pathlib import Path
 
 import numpy as np
 
-from paper_repro.phase_studies import DELTA, N, PhaseGrid, beta_grid, phase_config
-from paper_repro.registry import FigureRequest
+from experiments.chunks import Layout
+from experiments.config import parse_config
+from experiments.runner import compute_chunk
 
-D, BATCH, H, T = 1024, 2048, 0.1, 30.0
-BETAS = beta_grid(0.1, 9.0, 90)
+N, D, DELTA, BATCH, H, T = 32, 1024, 1e-3, 2048, 0.1, 30.0
+BETAS = tuple(float(b) for b in np.round(np.linspace(0.1, 9.0, 90), 12))
 RECORD_EVERY = 2  # steps between checkpoints (t every 0.2)
+SEED_CHUNK, BETA_CHUNK = 32, 5  # a work chunk of the F3 study on the CPU: 32 seeds x 5 betas
 
 
-def full_grid() -> PhaseGrid:
-    """The F3 full-size CPU grid (as ``f3_grid`` for a full CPU request)."""
-    from paper_repro.f3_phase_diagrams import f3_grid
-
-    return f3_grid(FigureRequest(out=Path("."), quick=False))
+def panel_config(seed: int = 0):
+    """The F3 study's d = 1024 panel: full size, authors' scheme, float64 on the CPU."""
+    times = np.round(np.arange(round(T / (RECORD_EVERY * H)) + 1) * RECORD_EVERY * H, 10)
+    return parse_config({
+        "study": "phase-diagram", "seed": seed, "field": {"kind": "sa"},
+        "grid": {"n": [N], "d": [D], "beta": list(BETAS), "beta_chunk": BETA_CHUNK},
+        "seeds": {"count": BATCH, "chunk": SEED_CHUNK},
+        "integrator": {"method": "authors", "dt": H},
+        "compute": {"backend": "numpy", "dtype": "float64"},
+        "phase": {"delta": DELTA, "times": [float(t) for t in times]},
+    })
 
 
 # -- the authors' dense loop, from scratch ----------------------------------------------------
@@ -119,12 +128,7 @@ def time_baseline(betas: list[float], steps: int, seed: int = 0) -> dict:
 
 def time_ours(beta_blocks: list[int]) -> dict:
     """Seconds of ``compute_chunk`` for the first seed block and the given beta blocks."""
-    from experiments.chunks import Layout
-    from experiments.runner import compute_chunk
-
-    grid = full_grid()
-    config = phase_config(FigureRequest(out=Path("."), quick=False), field={"kind": "sa"},
-                          dims=(D,), grid=grid, scheme="faithful")
+    config = panel_config()
     layout = Layout.of(config)
     compute_chunk(config, layout.count - 1)  # warm-up: lazy imports, first allocations
     seconds, betas = [], []
@@ -135,7 +139,7 @@ def time_ours(beta_blocks: list[int]) -> dict:
         start = time.process_time()
         compute_chunk(config, index)
         seconds.append(time.process_time() - start)
-    return {"chunks": layout.count, "members_per_chunk": grid.seed_chunk * grid.beta_chunk,
+    return {"chunks": layout.count, "members_per_chunk": SEED_CHUNK * BETA_CHUNK,
             "betas": betas, "chunk_s": seconds,
             "panel_s": layout.count * float(np.mean(seconds))}
 
@@ -162,18 +166,8 @@ def report(baseline: dict, ours: dict) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paper_repro.bench_f3",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--betas", type=float, nargs="+", default=[0.1, 4.5, 9.0],
-                        help="betas at which the dense baseline is timed")
-    parser.add_argument("--steps", type=int, default=10, help="dense steps timed per beta")
-    parser.add_argument("--blocks", type=int, nargs="+", default=[0, 4, 9, 13, 17],
-                        help="beta blocks of the study whose chunks are timed (0..17)")
-    parser.add_argument("--json", type=Path, help="also write the numbers here")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
+def run(args: argparse.Namespace) -> int:
+    """Time both (threads already fixed by the command line); print the table; 0."""
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("note: OMP_NUM_THREADS is not 1; BLAS may use several cores", file=sys.stderr)
     ours = time_ours(args.blocks)
@@ -181,11 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(baseline, ours)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({"baseline": baseline, "ours": ours,
-                                         "speedup": baseline["panel_s"] / ours["panel_s"],
-                                         "markdown": text}, indent=1))
+        Path(args.json).write_text(json.dumps({"baseline": baseline, "ours": ours,
+                                               "speedup": baseline["panel_s"] / ours["panel_s"],
+                                               "markdown": text}, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

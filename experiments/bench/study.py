@@ -1,4 +1,4 @@
-"""``python -m experiments bench-study``: seeds per second of a clustering-time study.
+"""``python -m experiments bench --suite study``: seeds per second of a clustering-time study.
 
 Two ways to get the clustering times of S seeds of SA (n = 32, d = 3 by default), in the
 same run and on the same initial tokens:
@@ -10,7 +10,8 @@ same run and on the same initial tokens:
   L seeds (L = ``--loop-seeds``; the loop's rate does not depend on how many seeds it runs).
 
 It reports seeds per second of each and their ratio, checks that the loop reproduces the
-stored times of its seeds, and records the machine and its load average.
+stored times of its seeds, and records the machine and its load average. Its options are
+the "study" group of ``experiments.bench.cli`` (one value each of --n, --d, --dtype).
 """
 
 from __future__ import annotations
@@ -18,63 +19,52 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from experiments.cli import positive_int
+import numpy as np
+
+from dynamics import simulate
+from experiments.bench.timing import machine_info
+from experiments.chunks import initial_states
+from experiments.config import ConfigError, parse_config
+from experiments.fields import Members, build_field
+from experiments.runner import run_study, torch_threads
+from experiments.store import open_dataset
 
 CASE_KEYS = ("n", "d", "beta", "method", "dt", "backend", "dtype", "horizon", "delta",
              "compact_every", "seeds", "chunk")
+DEFAULTS = {"n": 32, "d": 3, "dtype": "float64"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=positive_int, default=2048, help="seeds of the study")
-    parser.add_argument("--chunk", type=positive_int, default=512, help="seeds per work chunk")
-    parser.add_argument("--loop-seeds", type=positive_int, default=64,
-                        help="seeds run one at a time (the baseline)")
-    parser.add_argument("--n", type=positive_int, default=32)
-    parser.add_argument("--d", type=positive_int, default=3)
-    parser.add_argument("--beta", type=float, default=1.0)
-    parser.add_argument("--method", choices=("authors", "euler", "rk4"), default="rk4")
-    parser.add_argument("--dt", type=float, default=0.1)
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
-    parser.add_argument("--horizon", type=float, default=100.0)
-    parser.add_argument("--delta", type=float, default=1e-3)
-    parser.add_argument("--compact-every", type=float, default=2.0,
-                        help="segment length after which clustered members leave the batch "
-                             "(0: one simulate call per chunk; default 2)")
-    parser.add_argument("--threads", type=positive_int, default=1,
-                        help="threads per process for torch and BLAS (default 1: the loop and "
-                             "every pool worker run single-threaded)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+def case_of(args: argparse.Namespace) -> dict:
+    """The case of the command line: one value of --n, --d and --dtype (defaults above)."""
+    case = {k: getattr(args, k) for k in CASE_KEYS}
+    for key, default in DEFAULTS.items():
+        values = case[key] or [default]
+        if len(values) != 1:
+            raise ValueError(f"--suite study takes one --{key}, got {values}")
+        case[key] = values[0]
+    return case
 
 
-def study_config(args: argparse.Namespace):
-    from experiments.config import parse_config
-
+def study_config(case: dict, threads: int):
     return parse_config({
         "study": "clustering-time", "seed": 2026, "compute": {
-            "backend": args.backend, "dtype": args.dtype, "threads": args.threads},
+            "backend": case["backend"], "dtype": case["dtype"], "threads": threads},
         "field": {"kind": "sa"},
-        "grid": {"n": [args.n], "d": [args.d], "beta": [args.beta]},
-        "seeds": {"count": args.seeds, "chunk": args.chunk},
-        "integrator": {"method": args.method, "dt": args.dt},
-        "clustering": {"delta": args.delta, "horizon": args.horizon,
-                       "compact_every": args.compact_every},
+        "grid": {"n": [case["n"]], "d": [case["d"]], "beta": [case["beta"]]},
+        "seeds": {"count": case["seeds"], "chunk": case["chunk"]},
+        "integrator": {"method": case["method"], "dt": case["dt"]},
+        "clustering": {"delta": case["delta"], "horizon": case["horizon"],
+                       "compact_every": case["compact_every"]},
     })
 
 
 def loop_times(config, count: int) -> tuple[list[float], float]:
     """Clustering times of the first ``count`` seeds, one simulate call each; and seconds."""
-    import numpy as np
-
-    from dynamics import simulate
-    from experiments.chunks import initial_states
-    from experiments.fields import Members, build_field
-    from experiments.runner import torch_threads
-
     p = config.params
     out = []
     start = time.perf_counter()
@@ -91,30 +81,28 @@ def loop_times(config, count: int) -> tuple[list[float], float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.bench.timing import fix_threads
-
-    fix_threads(args.threads)
-    import numpy as np
-
-    from experiments.bench.timing import machine_info
-    from experiments.runner import run_study
-    from experiments.store import open_dataset
-
-    config = study_config(args)
+    """Run the benchmark (threads already fixed by the command line); 0 on success."""
+    try:
+        case = case_of(args)
+        config = study_config(case, args.threads)
+    except (ValueError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "bench.zarr"
-        report = run_study(config, store, quiet=True, command="bench-study", log=lambda s: None)
+        report = run_study(config, store, quiet=True, command="bench --suite study",
+                           log=lambda s: None)
         stored = open_dataset(store)["clustering_time"].values[:, 0, 0, 0]
-    study_rate = args.seeds / report.seconds
-    times, loop_s = loop_times(config, min(args.loop_seeds, args.seeds))
+    study_rate = case["seeds"] / report.seconds
+    times, loop_s = loop_times(config, min(args.loop_seeds, case["seeds"]))
     loop_rate = len(times) / loop_s
     load_end = os.getloadavg()
     diff = np.abs(np.asarray(times) - stored[: len(times)])
     agree = float(np.nanmax(diff)) if np.isfinite(diff).any() else 0.0
     same_censoring = bool(np.all(np.isnan(times) == np.isnan(stored[: len(times)])))
     result = {
-        "case": {k: getattr(args, k) for k in CASE_KEYS},
+        "case": case,
         "study_seconds": report.seconds, "study_seeds_per_s": study_rate,
         "study_chunks": report.total, "workers": min(os.cpu_count() or 1, report.total),
         "loop_seeds": len(times), "loop_seconds": loop_s, "loop_seeds_per_s": loop_rate,

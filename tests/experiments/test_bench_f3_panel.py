@@ -1,11 +1,11 @@
-"""The benchmark's from-scratch dense loop is the authors' scheme, step for step."""
+"""The f3-panel benchmark's from-scratch dense loop is the authors' scheme, step for step."""
 
 import math
 
 import numpy as np
 
 from dynamics import SA, fraction_clustered_pairs, simulate
-from paper_repro.bench_f3 import clustered_fraction, dense_step, draw_tokens
+from experiments.bench.f3_panel import clustered_fraction, dense_step, draw_tokens
 
 
 def test_dense_loop_is_the_authors_scheme(rng):

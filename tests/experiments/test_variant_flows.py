@@ -1,4 +1,4 @@
-"""The variant-flows ensemble (attention.variant_flows) and study (experiments.studies.
+"""The variant-flows ensemble (experiments.studies.variants) and study (experiments.studies.
 variant_flows) on small configurations, checked against the mathematics: coupled weights,
 identical operators give identical flows, PrFlash with p = 1 flows like causal attention,
 stored numbers equal an independent recomputation, and the store resumes."""
@@ -6,12 +6,12 @@ stored numbers equal an independent recomputation, and the store resumes."""
 import numpy as np
 import pytest
 
-from attention.variant_flows import Ensemble, parse_variant
 from dynamics import clustering_time, simulate
 from dynamics.fields.operator import OperatorField
 from experiments.config import ConfigError, parse_config
 from experiments.runner import run_study
 from experiments.store import open_dataset
+from experiments.studies.variants import Ensemble, parse_variant
 
 NAMES = ["mha", "gqa", "mqa", "mfa", "mfa_kr", "ansan", "dma", "prflash:one",
          "prflash:geometric:0.5"]
@@ -80,7 +80,7 @@ def test_stored_numbers_equal_an_independent_recomputation(study):
 
 
 def test_summary_accounts_the_cache_and_the_paired_comparison(study):
-    from experiments.studies import STUDY_KINDS
+    from experiments.registry import STUDY_KINDS
 
     cfg, _, ds = study
     s = STUDY_KINDS["variant-flows"].summarize(ds, cfg).sel(n=8, d=8)

@@ -1,5 +1,6 @@
-"""The study benchmark on a tiny case: the loop of one simulate call per seed reproduces the
-times the study stored, and the report carries its documented fields (no timing asserted)."""
+"""The study benchmark (``bench --suite study``) on a tiny case: the loop of one simulate call
+per seed reproduces the times the study stored, and the report carries its documented fields
+(no timing asserted)."""
 
 import json
 
@@ -8,9 +9,9 @@ from experiments.__main__ import main
 
 def test_bench_study_loop_reproduces_the_study(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    status = main(["bench-study", "--seeds", "6", "--chunk", "6", "--loop-seeds", "3",
-                   "--n", "8", "--beta", "1.5", "--horizon", "30", "--compact-every", "3",
-                   "--json", str(out)])
+    status = main(["bench", "--suite", "study", "--seeds", "6", "--chunk", "6",
+                   "--loop-seeds", "3", "--n", "8", "--beta", "1.5", "--horizon", "30",
+                   "--compact-every", "3", "--json", str(out)])
     assert status == 0
     result = json.loads(out.read_text())
     assert result["loop_seeds"] == 3 and result["study_chunks"] == 1
