@@ -139,12 +139,9 @@ def asarray_like(value: Any, like: Array) -> Array:
     return np.asarray(value, dtype=like.dtype)
 
 
-def device_of(x: Array) -> str:
-    if is_torch(x):
-        return str(x.device)
-    if is_jax(x):
-        return str(next(iter(x.devices())).platform)
-    return "cpu"
+def device(x: Array) -> Any:
+    """The device of ``x`` as its namespace's creation functions take it (``device=``)."""
+    return array_api_compat.device(x)
 
 
 def expm(a: Array) -> Array:
@@ -182,10 +179,3 @@ def rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     if seed is None:
         raise ValueError("an explicit seed is required (an int or numpy.random.Generator)")
     return np.random.default_rng(seed)
-
-
-def scalar(x: Any) -> float:
-    """A Python float from a 0-d array of any backend."""
-    if is_torch(x):
-        return float(x.detach().cpu())
-    return float(x)

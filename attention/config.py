@@ -159,7 +159,8 @@ def _normal(gen: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np
 
 
 def init_params(config: OperatorConfig, seed: Any = 0) -> dict[str, np.ndarray]:
-    """Random weights for ``config`` (module docstring), keyed as ``operator_arrays``."""
+    """Random weights for ``config`` (module docstring), keyed ``heads.NAME`` and ``bias.NAME``
+    as :func:`assemble` reads them."""
     gen = rng(seed)
     d, H, e, G = config.d_model, config.heads, config.d_h, config.kv_groups
     v = config.variant
@@ -257,8 +258,6 @@ def assemble(config: OperatorConfig, params: dict[str, Any]) -> Operator:
         )
     return Operator(heads, mask=mask, bias=bias, normalization=normalization, scale=config.scale,
                     sinkhorn_iterations=config.sinkhorn_iterations, quantizer=quantizer, name=v)
-
-
 
 
 def build(

@@ -34,9 +34,14 @@ import numpy as np
 from attention.array_api import Array, asarray_like, is_jax, is_torch
 
 
-def positions(n: int) -> np.ndarray:
-    """The default positions 0..n-1 of a sequence of n tokens."""
-    return np.arange(n, dtype=np.int64)
+def positions(n: int, given: Any = None) -> np.ndarray:
+    """The positions of a sequence of n tokens: ``given`` (checked), by default 0..n-1."""
+    if given is None:
+        return np.arange(n, dtype=np.int64)
+    pos = check_positions("positions", given)
+    if pos.size != n:
+        raise ValueError(f"{pos.size} positions for {n} tokens")
+    return pos
 
 
 def check_positions(name: str, pos: Any) -> np.ndarray:
@@ -231,27 +236,6 @@ class Causal(Mask):
         q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
         return k[None, :] <= q[:, None]
 
-    def layout(self, q_pos, k_pos, block, step=0):
-        """Analytic form for q_pos = k_pos = 0..n-1: J < I full, J = I partial."""
-        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
-        block = check_block(block)
-        if not (np.array_equal(q, np.arange(q.size)) and np.array_equal(k, np.arange(k.size))):
-            return super().layout(q, k, block, step)
-        n, m = q.size, k.size
-        full, partial = [], []
-        for I in range(-(-n // block)):
-            below = tuple(range(min(I, -(-m // block))))
-            if I * block >= m:
-                full.append(below)
-                partial.append(())
-            elif min(block, m - I * block) == 1:  # a one-column diagonal tile
-                full.append((*below, I))
-                partial.append(())
-            else:
-                full.append(below)
-                partial.append((I,))
-        return BlockLayout(block, n, m, tuple(full), tuple(partial))
-
     def kernel_plan(self, n, m, step=0, batch=1, block=64, causal=False):
         """The causal band: tiles below the diagonal unmasked, the diagonal tile masked."""
         square_positions(n, m)
@@ -307,11 +291,6 @@ def convert_arrays(obj: Any, like: Array) -> Any:
     in ``ARRAYS``) on the backend, dtype and device of ``like``; None fields stay None."""
     return replace(obj, **{name: None if getattr(obj, name) is None
                            else asarray_like(getattr(obj, name), like) for name in obj.ARRAYS})
-
-
-def arrays_of(obj: Any) -> dict[str, Array]:
-    """The array fields of a heads, bias or quantizer object, by name (None omitted)."""
-    return {n: getattr(obj, n) for n in obj.ARRAYS if getattr(obj, n) is not None}
 
 
 @dataclass(frozen=True)

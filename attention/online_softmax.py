@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from attention.array_api import Array, namespace
+from attention.array_api import Array, device, namespace
 from attention.masks import BlockLayout, as_backend_mask
 
 
@@ -45,15 +45,14 @@ def tiled_attention(
         raise ValueError(f"the layout is for ({layout.n}, {layout.m}) scores, got ({n}, {m})")
     b = layout.block
     kt = xp.matrix_transpose(k)
+    lead = tuple(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    like = {"dtype": q.dtype, "device": device(q)}
     rows_out, rows_lse = [], []
     for I in range(layout.query_blocks):
         i0, i1 = I * b, min((I + 1) * b, n)
-        lead = tuple(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
-        mu = xp.full((*lead, i1 - i0, 1), -xp.inf, dtype=q.dtype)
-        ell = xp.zeros((*lead, i1 - i0, 1), dtype=q.dtype)
-        acc = xp.zeros((*lead, i1 - i0, v.shape[-1]), dtype=q.dtype)
-        if hasattr(q, "device") and not isinstance(q.device, str):
-            mu, ell, acc = (xp.asarray(a, device=q.device) for a in (mu, ell, acc))
+        mu = xp.full((*lead, i1 - i0, 1), -xp.inf, **like)
+        ell = xp.zeros((*lead, i1 - i0, 1), **like)
+        acc = xp.zeros((*lead, i1 - i0, v.shape[-1]), **like)
         tiles = sorted([(J, False) for J in layout.full[I]]
                        + [(J, True) for J in layout.partial[I]])
         for J, partial in tiles:

@@ -33,23 +33,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.array_api import Array, is_jax, is_torch, namespace
-from attention.masks import arrays_of, check_positions, check_rows, positions
-from attention.reference import NORMALIZATIONS_ALL, grouped_weights
+from attention.array_api import Array, device, namespace
+from attention.masks import check_positions, positions
+from attention.reference import NORMALIZATIONS_ALL, check_normalization, grouped_weights
 from attention.router import Call, check_path, dense_call, grouped_attention
-
-
-def index_like(idx: np.ndarray, like: Array) -> Array:
-    """Host integer indices on the backend (and device) of ``like``."""
-    if is_torch(like):
-        import torch
-
-        return torch.as_tensor(idx, dtype=torch.int64, device=like.device)
-    if is_jax(like):
-        import jax.numpy as jnp
-
-        return jnp.asarray(idx)
-    return np.asarray(idx)
 
 
 @dataclass(frozen=True)
@@ -74,21 +61,17 @@ class KVCache:
 
     def select(self, keep: Any) -> KVCache:
         """The entries with keep[j] true (keep: host booleans (m,))."""
-        keep = np.asarray(keep, dtype=bool)
-        idx = np.nonzero(keep)[0]
-        out = {}
-        for name, t in self.tensors.items():
-            out[name] = namespace(t).take(t, index_like(idx, t), axis=t.ndim - 2)
-        return KVCache(out, self.positions[idx])
+        idx = np.nonzero(np.asarray(keep, dtype=bool))[0]
+        return KVCache({name: namespace(t).take(t, namespace(t).asarray(idx, device=device(t)),
+                                                axis=t.ndim - 2)
+                        for name, t in self.tensors.items()}, self.positions[idx])
 
     def append(self, other: KVCache) -> KVCache:
         if set(other.tensors) != set(self.tensors):
             raise ValueError("cannot join caches holding different tensors")
-        out = {}
-        for name, t in self.tensors.items():
-            xp = namespace(t)
-            out[name] = xp.concat([t, other.tensors[name]], axis=t.ndim - 2)
-        return KVCache(out, np.concatenate([self.positions, other.positions]))
+        return KVCache({name: namespace(t).concat([t, other.tensors[name]], axis=t.ndim - 2)
+                        for name, t in self.tensors.items()},
+                       np.concatenate([self.positions, other.positions]))
 
 
 @dataclass(frozen=True)
@@ -112,10 +95,7 @@ class Operator:
     name: str = field(default="attention", compare=False)
 
     def __post_init__(self) -> None:
-        if self.normalization not in NORMALIZATIONS_ALL:
-            raise ValueError(
-                f"normalization must be one of {NORMALIZATIONS_ALL}, got {self.normalization!r}"
-            )
+        check_normalization(self.normalization, NORMALIZATIONS_ALL)
         check_path(self.path)
         if self.scale is not None and not np.isfinite(np.asarray(self.scale, dtype=float)).all():
             raise ValueError(f"scale must be finite, got {self.scale!r}")
@@ -149,9 +129,7 @@ class Operator:
     def cache(self, x: Array, pos: Any = None) -> KVCache:
         """The per-token cache of tokens x (B, n, d) at positions ``pos`` (default 0..n-1)."""
         x = self._check_tokens(x)
-        pos = positions(x.shape[-2]) if pos is None else check_positions("positions", pos)
-        if pos.size != x.shape[-2]:
-            raise ValueError(f"{pos.size} positions for {x.shape[-2]} tokens")
+        pos = positions(x.shape[-2], pos)
         return KVCache(self.heads.cache(x, pos), pos)
 
     def forward(
@@ -224,20 +202,12 @@ class Operator:
             and np.array_equal(k_pos, q_pos)
         if aligned and mask is not None and mask.causal:
             return q, k, v, Call(causal=True, bias=self.bias)
+        call = Call(mask=mask, bias=self.bias, step=step)
         if aligned and not is_traced(step):
-            return q, k, v, Call(mask=mask, bias=self.bias, step=step)
+            return q, k, v, call
         if mask is not None and is_traced(step):
-            mask = traced_mask(mask, q_pos, k_pos, step)
-        elif mask is not None:
-            mask = mask.allowed(q_pos, k_pos, step)
-            check_rows(mask)
-        call = Call(mask=mask)
-        if self.bias is not None:
-            bias = self.bias.values(q, k, v, q_pos, k_pos)
-            if self.bias.restricts:
-                call = Call(mask=self.bias.restrict(mask, bias))
-            call = replace(call, bias=bias)
-        return q, k, v, call
+            call = replace(call, mask=traced_mask(mask, q_pos, k_pos, step))
+        return q, k, v, dense_call(call, q, k, v, q_pos, k_pos)
 
 
 def is_traced(value: Any) -> bool:
@@ -272,24 +242,3 @@ def traced_mask(mask: Any, q_pos: np.ndarray, k_pos: np.ndarray, step: Any) -> A
 
     shape = jax.ShapeDtypeStruct((q_pos.size, k_pos.size), jnp.bool_)
     return jax.pure_callback(draw, shape, step, vmap_method="sequential")
-
-
-def operator_arrays(op: Operator) -> dict[str, Array]:
-    """All parameter arrays of an operator, keyed ``heads.NAME`` and ``bias.NAME``."""
-    out = {f"heads.{k}": v for k, v in arrays_of(op.heads).items()}
-    if op.bias is not None:
-        out.update({f"bias.{k}": v for k, v in arrays_of(op.bias).items()})
-    return out
-
-
-def with_arrays(op: Operator, arrays: dict[str, Array]) -> Operator:
-    """``op`` with the arrays named as in :func:`operator_arrays` replaced."""
-    heads = {k[6:]: v for k, v in arrays.items() if k.startswith("heads.")}
-    bias = {k[5:]: v for k, v in arrays.items() if k.startswith("bias.")}
-    unknown = set(arrays) - {f"heads.{k}" for k in heads} - {f"bias.{k}" for k in bias}
-    if unknown:
-        raise ValueError(f"unknown operator arrays {sorted(unknown)}")
-    out = replace(op, heads=replace(op.heads, **heads)) if heads else op
-    if bias:
-        out = replace(out, bias=replace(out.bias, **bias))
-    return out

@@ -195,8 +195,8 @@ def compacted_attention(
     rows = []
     for I, blocks in enumerate(mask.compaction(T, step)):
         i0, i1 = I * B, min((I + 1) * B, n)
-        kt = xp.concat([k[..., J * B : min((J + 1) * B, n), :] for J in blocks], axis=-2)
-        vt = xp.concat([v[..., J * B : min((J + 1) * B, n), :] for J in blocks], axis=-2)
+        kt, vt = (xp.concat([a[..., J * B : min((J + 1) * B, n), :] for J in blocks], axis=-2)
+                  for a in (k, v))
         s = scale * (q[..., i0:i1, :] @ xp.matrix_transpose(kt))
         width = i1 - i0
         off = s.shape[-1] - width

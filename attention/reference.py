@@ -18,9 +18,12 @@ A row whose mask allows no key gets zero weights, never NaN.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from attention.array_api import Array, namespace
+import numpy as np
+
+from attention.array_api import Array, device, namespace
 from attention.masks import as_backend_mask
 from attention.sinkhorn import sinkhorn_weights
 
@@ -29,23 +32,17 @@ NORMALIZATIONS: tuple[str, ...] = ("softmax", "usa", "usa-shifted")
 NORMALIZATIONS_ALL: tuple[str, ...] = (*NORMALIZATIONS, "sinkhorn")
 
 
-def check_normalization(normalization: str) -> None:
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
-        )
+def check_normalization(normalization: str, allowed: tuple[str, ...] = NORMALIZATIONS) -> None:
+    if normalization not in allowed:
+        raise ValueError(f"normalization must be one of {allowed}, got {normalization!r}")
 
 
-def causal_mask(n: int, m: int | None = None, *, like: Array) -> Array:
-    """Boolean (n, m) mask, True where key j may be seen by query i (j <= i)."""
-    xp = namespace(like)
+def causal_mask(n: int, m: int | None = None, *, like: Array, start: int = 0) -> Array:
+    """Boolean (n, m) mask, True where key j may be seen by query i (j <= i), for the
+    queries start..start+n-1, on the backend and device of ``like``."""
+    xp, where = namespace(like), device(like)
     m = n if m is None else m
-    rows = xp.arange(n)[:, None]
-    cols = xp.arange(m)[None, :]
-    if hasattr(like, "device") and not isinstance(like.device, str):
-        rows = xp.asarray(rows, device=like.device)
-        cols = xp.asarray(cols, device=like.device)
-    return cols <= rows
+    return xp.arange(m, device=where)[None, :] <= xp.arange(start, start + n, device=where)[:, None]
 
 
 def scores(q: Array, k: Array, beta: Any, bias: Array | None = None) -> Array:
@@ -90,22 +87,10 @@ def attention_weights(
     return w
 
 
-def attend(
-    q: Array,
-    k: Array,
-    v: Array,
-    beta: Any,
-    *,
-    normalization: Normalization = "softmax",
-    causal: bool = False,
-    mask: Array | None = None,
-    bias: Array | None = None,
-) -> Array:
-    """A v with A from :func:`attention_weights`; shape (..., n, f). Materialises A."""
-    a = attention_weights(
-        q, k, beta, normalization=normalization, causal=causal, mask=mask, bias=bias
-    )
-    return a @ v
+def attend(q: Array, k: Array, v: Array, beta: Any, **options: Any) -> Array:
+    """A v with A from :func:`attention_weights` (same keyword options: normalization,
+    causal, mask, bias); shape (..., n, f). Materialises A."""
+    return attention_weights(q, k, beta, **options) @ v
 
 
 def attend_chunked(
@@ -134,12 +119,7 @@ def attend_chunked(
         stop = min(start + chunk, n)
         s = beta * (q[..., start:stop, :] @ kt)
         if causal:
-            rows = xp.arange(start, stop)[:, None]
-            cols = xp.arange(m)[None, :]
-            allowed = cols <= rows
-            if hasattr(s, "device") and not isinstance(s.device, str):
-                allowed = xp.asarray(allowed, device=s.device)
-            s = xp.where(allowed, s, -xp.inf)
+            s = xp.where(causal_mask(stop - start, m, like=s, start=start), s, -xp.inf)
         top = xp.max(s, axis=-1, keepdims=True)
         w = xp.exp(s - top)
         out = w @ v
@@ -152,8 +132,30 @@ def attend_chunked(
     return xp.concat(blocks, axis=-2)
 
 
-
 # -- grouped heads ---------------------------------------------------------------------
+
+
+def as_batch_of_heads(q: Array, k: Array, v: Array, beta: Any):
+    """(q, k, v, beta, lead): q (..., n, e), k (..., m, e), v (..., m, f) with broadcasting
+    leading axes ``lead`` as one batch of one head, q (L, 1, n, e) and k, v (L | 1, 1, m, .)
+    (one member where their leading axes are all 1; k stays q where it is q); beta a number,
+    or broadcasting against (..., 1, 1) and then (L, 1, 1, 1)."""
+    lead = tuple(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    L = math.prod(lead)
+
+    def heads(a, shared=True):
+        if shared and a.shape[:-2] != lead and all(s == 1 for s in a.shape[:-2]):
+            return a.reshape(1, 1, *a.shape[-2:])
+        if a.shape[:-2] != lead:
+            a = namespace(a).broadcast_to(a, (*lead, *a.shape[-2:]))
+        return a.reshape(L, 1, *a.shape[-2:])
+
+    if np.ndim(beta):
+        bp = namespace(beta)
+        beta = bp.reshape(bp.broadcast_to(beta, (*lead, 1, 1)), (L, 1, 1, 1))
+    q4 = heads(q, shared=False)
+    k4, v4 = (q4 if a is q else heads(a) for a in (k, v))
+    return q4, k4, v4, beta, lead
 
 
 def check_heads(q: Array, k: Array, v: Array) -> tuple[int, int, int]:

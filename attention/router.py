@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -51,6 +50,7 @@ from attention.online_softmax import tiled_attention
 from attention.reference import (
     NORMALIZATIONS,
     NORMALIZATIONS_ALL,
+    as_batch_of_heads,
     attend_chunked,
     check_heads,
     check_normalization,
@@ -127,7 +127,7 @@ def _kernel_devices() -> tuple[str, ...]:
 class Route:
     """One path of the table (module docstring). ``run(q, k, v, scale, call)`` returns o
     (B, H, n, f) or None; ``rule(q, k, v, call, facts)`` names a further limit (None: none);
-    ``auto(q, k, v, call)`` says whether "auto" may pick it; devices None: any."""
+    ``auto(q, k)`` says whether "auto" may pick it (None: by name only); devices None: any."""
 
     name: str
     run: Callable[..., Any]
@@ -140,7 +140,7 @@ class Route:
     max_head_dim: int | None = None
     fused: bool = False
     rule: Callable[..., str | None] = lambda q, k, v, call, facts: None
-    auto: Callable[..., bool] = lambda q, k, v, call: True
+    auto: Callable[..., bool] | None = lambda q, k: True
 
     def unsupported(self, q: Array, k: Array, v: Array, call: Call, f: Facts) -> str | None:
         """What in this call the path does not take (None: it takes the call)."""
@@ -212,52 +212,43 @@ def _sdpa_rule(q, k, v, call, f) -> str | None:
     return None
 
 
-def _dense_for(mask: Any, causal: bool, n: int, m: int):
-    """One host mask combining ``mask`` and ``causal`` (None: everything allowed): (n, m),
-    or (B | 1, H | 1, n, m) for masks that differ per member or head (DMA's top-w)."""
-    dense = None
-    if mask is not None:
-        dense = np.asarray(to_numpy(mask), dtype=bool)
-        dense = dense if dense.ndim != 3 else dense[:, None]
-        while dense.ndim > 2 and dense.shape[0] == 1 and dense.shape[1] == 1:
-            dense = dense[0, 0]
-    if causal:
+def _blocks(call: Call, n: int, m: int) -> tuple[np.ndarray | None, BlockLayout]:
+    """(mask, layout) for the block paths: one host mask combining the call's mask and
+    causal flag (None: everything allowed), (n, m) or (B|1, H|1, n, m) for masks that differ
+    per member or head (DMA's top-w); the call's layout (checked), or the tiling of that
+    mask (its union over heads) by the largest of 128, 64, ..., 1 dividing both lengths
+    (Flex tiles by whole blocks)."""
+    dense = None if call.mask is None else four_d(np.asarray(to_numpy(call.mask), dtype=bool))
+    if dense is not None and dense.shape[:2] == (1, 1):
+        dense = dense[0, 0]
+    if call.causal:
         c = np.arange(m)[None, :] <= np.arange(n)[:, None]
         dense = c if dense is None else dense & c
-    return dense
-
-
-def _layout_for(dense, n: int, m: int, layout: BlockLayout | None) -> BlockLayout:
-    """The given layout (checked), or the tiling of the dense mask (its union over heads)
-    by the largest of 128, 64, ..., 1 dividing both lengths (Flex tiles by whole blocks)."""
-    if layout is not None:
-        if (layout.n, layout.m) != (n, m):
-            raise ValueError(f"the block layout is for ({layout.n}, {layout.m}), got ({n}, {m})")
-        return layout
-    b = 128
-    while n % b or m % b:
-        b //= 2
-    dense = np.ones((n, m), dtype=bool) if dense is None else dense
-    return BlockLayout.from_dense(dense if dense.ndim == 2 else dense.any(axis=(0, 1)), b)
+    layout = call.layout
+    if layout is not None and (layout.n, layout.m) != (n, m):
+        raise ValueError(f"the block layout is for ({layout.n}, {layout.m}), got ({n}, {m})")
+    if layout is None:
+        b = 128
+        while n % b or m % b:
+            b //= 2
+        union = np.ones((n, m), dtype=bool) if dense is None else dense
+        layout = BlockLayout.from_dense(union if union.ndim == 2 else union.any(axis=(0, 1)), b)
+    return dense, layout
 
 
 def _flex(q, k, v, scale, call):
-    n, m = q.shape[2], k.shape[2]
-    dense = _dense_for(call.mask, call.causal, n, m)
-    return flex_attend(q, k, v, scale, layout=_layout_for(dense, n, m, call.layout), mask=dense,
-                       bias=call.bias, compiled=call.flex_compiled)
+    dense, layout = _blocks(call, q.shape[2], k.shape[2])
+    return flex_attend(q, k, v, scale, layout=layout, mask=dense, bias=call.bias,
+                       compiled=call.flex_compiled)
 
 
 def _tiled(q, k, v, scale, call):
     B, H, n, e = q.shape
-    G, m = k.shape[1], k.shape[2]
-    r, xp = H // G, namespace(q)
-    dense = _dense_for(call.mask, call.causal, n, m)
+    G, r, xp = k.shape[1], H // k.shape[1], namespace(q)
+    dense, layout = _blocks(call, n, k.shape[2])
     out, _ = tiled_attention(
         xp.reshape(q, (B, G, r, n, e)), k[:, :, None], v[:, :, None], grouped(scale, G, r),
-        layout=_layout_for(dense, n, m, call.layout),
-        mask=None if dense is None else grouped(four_d(dense), G, r),
-        bias=grouped(four_d(call.bias), G, r))
+        layout=layout, mask=grouped(four_d(dense), G, r), bias=grouped(four_d(call.bias), G, r))
     return xp.reshape(out, (B, H, n, v.shape[-1]))
 
 
@@ -265,8 +256,7 @@ def _triton(kernel: str) -> Callable[..., Any]:
     def run(q, k, v, scale, call):
         from attention.triton import fused_attention  # optional: triton
 
-        mask = call.mask if call.mask is None or isinstance(call.mask, Mask) else four_d(
-            call.mask)
+        mask = call.mask if isinstance(call.mask, Mask) else four_d(call.mask)
         return fused_attention(q, k, v, scale, normalization=call.normalization,
                                causal=call.causal, mask=mask, step=call.step, bias=call.bias,
                                kernel=kernel)
@@ -291,30 +281,24 @@ def _chunked(q, k, v, s, c):  # blocks of about 2^22 scores
                           chunk=max(64, (1 << 22) // max(k.shape[-2], 1)))
 
 
-def _cuda(q, k, v, call) -> bool:
-    return _on_cuda(q)
-
-
-def _never(q, k, v, call) -> bool:
-    return False
-
-
 ANY, KINDS = ("numpy", "torch", "jax"), ("none", "causal", "dense")
 ROUTES: tuple[Route, ...] = (
     Route("triton-lowdim", _triton("lowdim"), ("torch",), NORMALIZATIONS, ("none", "causal"),
-          ("none",), dtypes=FLOATS, max_head_dim=4, fused=True, rule=_kernel_rule, auto=_cuda),
+          ("none",), dtypes=FLOATS, max_head_dim=4, fused=True, rule=_kernel_rule,
+          auto=lambda q, k: _on_cuda(q)),
     Route("triton", _triton("online"), ("torch",), NORMALIZATIONS, (*KINDS, "planned"),
-          ("none", "planned"), dtypes=FLOATS, fused=True, rule=_kernel_rule, auto=_cuda),
+          ("none", "planned"), dtypes=FLOATS, fused=True, rule=_kernel_rule,
+          auto=lambda q, k: _on_cuda(q)),
     Route("small", _flat(_small), ("numpy", "torch"), NORMALIZATIONS, ("none",), ("none",),
-          ("cpu",), auto=lambda q, k, v, call: q.shape[2] * k.shape[2] <= SMALL_LIMIT),
+          ("cpu",), auto=lambda q, k: q.shape[2] * k.shape[2] <= SMALL_LIMIT),
     Route("sdpa", _sdpa, ("torch", "numpy"), NORMALIZATIONS, KINDS, ("none", "dense"),
           rule=_sdpa_rule),
     Route("chunked", _flat(_chunked), ANY, NORMALIZATIONS, ("none", "causal"), ("none",),
-          auto=lambda q, k, v, call: q.shape[2] * k.shape[2] > DENSE_LIMIT),
+          auto=lambda q, k: q.shape[2] * k.shape[2] > DENSE_LIMIT),
     Route("reference", _reference, ANY, NORMALIZATIONS_ALL, KINDS, ("none", "dense")),
     Route("flex", _flex, ("torch",), ("softmax",), KINDS, ("none", "dense"), dtypes=("float32",),
-          auto=_never),
-    Route("tiled", _tiled, ANY, ("softmax",), KINDS, ("none", "dense"), auto=_never),
+          auto=None),
+    Route("tiled", _tiled, ANY, ("softmax",), KINDS, ("none", "dense"), auto=None),
 )
 BY_NAME = {route.name: route for route in ROUTES}
 PATHS: tuple[str, ...] = ("auto", *BY_NAME)
@@ -328,24 +312,28 @@ def check_path(path: str) -> None:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
 
 
-def dense_call(call: Call, q: Array, k: Array, v: Array) -> Call:
-    """``call`` with a mask object replaced by its booleans at positions 0..n-1 (a causal
-    mask by the causal flag) and a bias object by its values (and the mask it narrows)."""
+def dense_call(call: Call, q: Array, k: Array, v: Array, q_pos: Any = None,
+               k_pos: Any = None) -> Call:
+    """``call`` with a mask object replaced by its booleans at the given positions (default
+    0..n-1, where a causal mask becomes the causal flag) and a bias object by its values
+    (and the mask it narrows)."""
     mask, causal, bias = call.mask, call.causal, call.bias
     if not isinstance(mask, Mask) and not isinstance(bias, Bias):
         return call
-    pos = positions(q.shape[-2])
+    aligned = q_pos is None
+    if aligned:
+        q_pos = k_pos = positions(q.shape[-2])
     if isinstance(mask, Mask):
-        if mask.causal:
+        if mask.causal and aligned:
             mask, causal = None, True
         else:
-            mask = mask.allowed(pos, pos, call.step)
+            mask = mask.allowed(q_pos, k_pos, call.step)
             check_rows(mask)
     if isinstance(bias, Bias):
-        values = bias.values(q, k, v, pos, pos)
+        values = bias.values(q, k, v, q_pos, k_pos)
         if bias.restricts:
             if causal:
-                mask, causal = pos[None, :] <= pos[:, None], False
+                mask, causal = q_pos[None, :] <= q_pos[:, None], False
             mask = bias.restrict(mask, values)
         bias = values
     return replace(call, mask=mask, causal=causal, bias=bias)
@@ -362,7 +350,8 @@ def choose(q: Array, k: Array, v: Array, call: Call, path: str = "auto") -> Iter
             raise ValueError(f"path must be 'auto' or one that takes this call: {path!r} does "
                              f"not take {why}")
         return iter([BY_NAME[path]])
-    return (r for r in ROUTES if r.unsupported(q, k, v, call, f) is None and r.auto(q, k, v, call))
+    return (r for r in ROUTES if r.auto is not None and r.auto(q, k)
+            and r.unsupported(q, k, v, call, f) is None)
 
 
 def route(q: Array, k: Array, v: Array, scale: Any, call: Call, path: str = "auto") -> Array:
@@ -403,10 +392,7 @@ def grouped_attention(
     flex_compiled: False runs FlexAttention's unfused implementation (same semantics).
     """
     check_path(path)
-    if normalization not in NORMALIZATIONS_ALL:
-        raise ValueError(
-            f"normalization must be one of {NORMALIZATIONS_ALL}, got {normalization!r}"
-        )
+    check_normalization(normalization, NORMALIZATIONS_ALL)
     check_heads(q, k, v)
     call = Call(normalization, causal, mask, bias, step, sinkhorn_iterations, layout,
                 flex_compiled, lend=path == "auto")
@@ -428,20 +414,6 @@ def attend_fast(
     batch of :func:`route` (one head), numpy arrays may borrow torch's SDPA."""
     check_normalization(normalization)
     check_path(path)
-    lead = tuple(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
-    L = math.prod(lead)
-
-    def heads(a):
-        if a.shape[:-2] != lead and all(s == 1 for s in a.shape[:-2]):
-            return a.reshape(1, 1, *a.shape[-2:])
-        if a.shape[:-2] != lead:
-            a = namespace(a).broadcast_to(a, (*lead, *a.shape[-2:]))
-        return a.reshape(L, 1, *a.shape[-2:])
-
-    if np.ndim(beta):
-        bp = namespace(beta)
-        beta = bp.reshape(bp.broadcast_to(beta, (*lead, 1, 1)), (L, 1, 1, 1))
-    q4 = heads(q)
-    k4, v4 = (q4 if a is q else heads(a) for a in (k, v))  # small's q = k shortcut
+    q4, k4, v4, beta, lead = as_batch_of_heads(q, k, v, beta)
     out = route(q4, k4, v4, beta, Call(normalization, causal, lend=True), path)
     return out.reshape(*lead, q.shape[-2], v.shape[-1])

@@ -20,6 +20,7 @@ from typing import Any
 
 from attention.array_api import Array
 from attention.masks import as_backend_mask
+from attention.reference import four_d
 
 
 def _attn_mask(q: Array, mask: Any, causal: bool, bias: Array | None) -> Array | None:
@@ -30,8 +31,7 @@ def _attn_mask(q: Array, mask: Any, causal: bool, bias: Array | None) -> Array |
     if mask is None and bias is None:
         return None
     n, m = q.shape[2], (bias if mask is None else mask).shape[-1]
-    allowed = None if mask is None else as_backend_mask(mask, q)
-    allowed = allowed if allowed is None or allowed.ndim != 3 else allowed[:, None]
+    allowed = None if mask is None else four_d(as_backend_mask(mask, q))
     if causal:
         c = torch.ones(n, m, dtype=torch.bool, device=q.device).tril()
         allowed = c if allowed is None else allowed & c

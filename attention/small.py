@@ -27,7 +27,7 @@ from attention.array_api import Array, backend_of
 from attention.reference import Normalization
 
 #: Largest 2 c_i for which exp(-2 c_i) is a normal number of the dtype, with margin.
-SAFE_SPAN = {np.dtype(np.float64): 600.0, np.dtype(np.float32): 70.0}
+SAFE_SPAN = {"float64": 600.0, "float32": 70.0}
 
 #: n * m up to which the router's "auto" takes this path on the CPU.
 SMALL_LIMIT = 128 * 128
@@ -57,10 +57,6 @@ def _with_ones(v: Array) -> Array:
     return np.concatenate([v, np.ones_like(v[..., :1])], -1)
 
 
-def _numpy_dtype(x: Array) -> np.dtype:
-    return np.dtype(str(x.dtype).removeprefix("torch."))
-
-
 def small_attend(
     q: Array,
     k: Array,
@@ -81,7 +77,7 @@ def small_attend(
         q_norms = _row_norms(q)
         k_norms = q_norms if k is q else _row_norms(k)
         bound = abs(beta) * q_norms * _row_max(k_norms.swapaxes(-1, -2))
-        loose = 2 * float(bound.max()) >= SAFE_SPAN.get(_numpy_dtype(q), 0.0)
+        loose = 2 * float(bound.max()) >= SAFE_SPAN.get(str(q.dtype).removeprefix("torch."), 0.0)
         s -= _row_max(s) if loose else bound
         out = _exp_inplace(s) @ _with_ones(v)
         return out[..., :-1] / out[..., -1:]

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.array_api import Array, from_numpy, namespace, rng
-from attention.masks import as_backend_mask, check_positions, positions
+from attention.array_api import Array, device, from_numpy, namespace, rng
+from attention.masks import as_backend_mask, positions
 from attention.positional import Rope
 from attention.variants.standard import check_weight
 
@@ -100,9 +100,7 @@ class StateSpaceDuality:
         if getattr(x, "ndim", None) != 3 or x.shape[-1] != self.d_in:
             raise ValueError(f"tokens must have shape (batch, n, {self.d_in}), got "
                              f"{tuple(getattr(x, 'shape', ()))}")
-        pos = positions(x.shape[-2]) if pos is None else check_positions("positions", pos)
-        if pos.size != x.shape[-2]:
-            raise ValueError(f"{pos.size} positions for {x.shape[-2]} tokens")
+        pos = positions(x.shape[-2], pos)
         xp = namespace(x)
         xh = x[:, None]
         b, c = xh @ self.W_B, xh @ self.W_C
@@ -156,9 +154,7 @@ def _scan(xh: Array, b: Array, c: Array, delta: Array, A: Array) -> tuple[Array,
     xp = namespace(xh)
     B, H, n, p = xh.shape
     N = b.shape[-1]
-    h = xp.zeros((B, H, N, p), dtype=xh.dtype)
-    if hasattr(xh, "device") and not isinstance(xh.device, str):
-        h = xp.asarray(h, device=xh.device)
+    h = xp.zeros((B, H, N, p), dtype=xh.dtype, device=device(xh))
     rows = []
     for i in range(n):
         keep = xp.exp(A * delta[..., i])[..., None, None]

@@ -241,21 +241,14 @@ def make_plan(field: Field, x0: Array, times: np.ndarray, *, method: str, dt: fl
     elif backend_of(x0) == "jax" and engine != "native":
         from dynamics.integrators.diffrax_path import integrate_diffrax  # jax + diffrax
 
-        driver = partial(_without_progress, partial(
-            integrate_diffrax, times=times, solver=method, rtol=rtol, atol=atol, delta=delta,
-            max_steps=max_steps))
+        driver = partial(integrate_diffrax, times=times, solver=method, rtol=rtol, atol=atol,
+                         delta=delta, max_steps=max_steps)
     elif engine == "diffrax":
         raise ValueError("engine='diffrax' needs JAX arrays")
     else:
         driver = partial(integrate_adaptive, times=times, tableau=ADAPTIVE_METHODS[method],
                          rtol=rtol, atol=atol, event=event, max_steps=max_steps)
     return Plan(run_field, start, observer, driver, basis)
-
-
-def _without_progress(driver: Callable[..., RawSolution], field, x0, *, observe, progress
-                      ) -> RawSolution:
-    """A driver that reports no progress (one compiled diffrax solve)."""
-    return driver(field, x0, observe=observe)
 
 
 def _decide_reduce(reduce: bool | str, field: Field, x0: Array) -> bool:

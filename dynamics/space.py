@@ -64,14 +64,8 @@ class Angles:
 
     name: str = "angles"
     state_rank: int = 2
-
-    @staticmethod
-    def project(x: Array, v: Array) -> Array:
-        return v
-
-    @staticmethod
-    def retract(y: Array) -> Array:
-        return y
+    project = staticmethod(Euclidean.project)  # identity maps, as in R^d
+    retract = staticmethod(Euclidean.retract)
 
     @staticmethod
     def wrap(theta: Array) -> Array:

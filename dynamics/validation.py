@@ -76,17 +76,6 @@ def check_tokens(
             )
 
 
-def check_matrix(name: str, m: Any, *, cols: int, rows: int | None = None) -> None:
-    """A (rows, cols) or (batch, rows, cols) matrix."""
-    shape = tuple(m.shape)
-    if len(shape) not in (2, 3) or shape[-1] != cols or (rows is not None and shape[-2] != rows):
-        want = f"({rows if rows is not None else 'k'}, {cols})"
-        raise ValueError(
-            f"{name} must have shape {want} or (batch, ...{want[1:]}, got {shape}"
-        )
-    check_finite(name, m)
-
-
 def check_times(times: Any) -> np.ndarray:
     """Output times: a finite, strictly increasing 1-d sequence with at least two entries."""
     t = np.atleast_1d(np.asarray(times, dtype=float))

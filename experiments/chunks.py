@@ -113,29 +113,22 @@ def members_of(config: StudyConfig, chunk: WorkChunk) -> Members:
     )
 
 
+_DRAWS = {  # [initial] kind -> one draw (1, n, d) (angles: (1, n)) of dynamics.initial
+    "uniform": lambda gen, n, d, rho: initial.uniform_sphere(gen, 1, n, d),
+    "orthogonal": lambda gen, n, d, rho: initial.orthogonal(gen, 1, n, d),
+    "equiangular": lambda gen, n, d, rho: initial.equiangular(gen, 1, n, d, rho),
+    "hemisphere": lambda gen, n, d, rho: initial.hemisphere(gen, 1, n, d),
+    "uniform-angles": lambda gen, n, d, rho: initial.uniform_angles(gen, 1, n),
+}
+
+
 def _draw(config: StudyConfig, gen: np.random.Generator, n: int, d: int) -> np.ndarray:
-    kind = config.initial.kind
-    if kind == "uniform":
-        return initial.uniform_sphere(gen, 1, n, d)[0]
-    if kind == "orthogonal":
-        return initial.orthogonal(gen, 1, n, d)[0]
-    if kind == "equiangular":
-        return initial.equiangular(gen, 1, n, d, config.initial.rho)[0]
-    if kind == "hemisphere":
-        return initial.hemisphere(gen, 1, n, d)[0]
-    if kind == "uniform-angles":
-        return initial.uniform_angles(gen, 1, n)[0]
-    raise ValueError(f"unknown initial kind {kind!r}")  # pragma: no cover - config checks it
+    return _DRAWS[config.initial.kind](gen, n, d, config.initial.rho)[0]
 
 
 def initial_states(config: StudyConfig, members: Members) -> Any:
     """(batch, n, d) tokens (angles: (batch, n)) of the members, on the chunk's backend."""
-    cache: dict[int, np.ndarray] = {}
-    rows = []
-    for seed in members.seeds:
-        seed = int(seed)
-        if seed not in cache:
-            cache[seed] = _draw(config, members.generator(STREAM_INITIAL, seed, members.n,
-                                                         members.d), members.n, members.d)
-        rows.append(cache[seed])
-    return members.array(np.stack(rows))
+    n, d = members.n, members.d
+    draws = {seed: _draw(config, members.generator(STREAM_INITIAL, seed, n, d), n, d)
+             for seed in set(members.seeds.tolist())}
+    return members.array(np.stack([draws[seed] for seed in members.seeds.tolist()]))

@@ -44,10 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the standard figures next to the store")
 
 
-def default_out(config_path: str | Path) -> Path:
-    return Path("out") / f"{Path(config_path).stem}.zarr"
-
-
 def run(args: argparse.Namespace) -> int:
     """Load and check the config, then run or resume the study; 0 on success."""
     from experiments.config import ConfigError, load_config
@@ -59,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"bad config {args.config}: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else default_out(args.config)
+    out = Path(args.out) if args.out else Path("out") / f"{Path(args.config).stem}.zarr"
     command = "python -m experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         report = run_study(config, out, workers=args.workers, scheduler=args.scheduler,

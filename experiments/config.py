@@ -23,6 +23,7 @@ from experiments.schema import (
     GridConfig,
     InitialConfig,
     IntegratorConfig,
+    NonNegative,
     SeedsConfig,
     StudyConfig,
     coerce,
@@ -50,8 +51,7 @@ def parse_config(data: Mapping[str, Any], *, expect: str | None = None) -> Study
     for key in ("field", "grid", "seeds", kind.section):
         if key not in data:
             raise ConfigError(f"missing section [{key}]")
-    seed = coerce(data.get("seed", 0), int, "seed")
-    require(seed >= 0, "seed", f"must be >= 0, got {seed}")
+    seed = coerce(data.get("seed", 0), NonNegative, "seed")
 
     table = data["field"]
     if not isinstance(table, Mapping) or not isinstance(table.get("kind"), str):
@@ -73,7 +73,7 @@ def parse_config(data: Mapping[str, Any], *, expect: str | None = None) -> Study
         section=kind.section,
         params=parse_section(kind.params, data[kind.section], kind.section),
     )
-    entry.validate(config)
+    entry.check(params, config)
     _check_initial(config)
     if config.integrator.engine.startswith("triton"):
         require(config.compute.backend == "torch", "integrator.engine",
@@ -129,12 +129,11 @@ def config_from_dict(data: Mapping[str, Any]) -> StudyConfig:
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
+    """{"a.b": leaf} of a nested dict."""
+    if not isinstance(value, Mapping):
+        return {prefix: value}
+    return {key: leaf for k, v in value.items()
+            for key, leaf in _flatten(v, f"{prefix}.{k}" if prefix else str(k)).items()}
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

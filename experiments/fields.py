@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
 from attention.array_api import from_numpy
 from dynamics import CircleAttention, SelfAttention, authors_weights, figure5_weights
 from experiments.registry import FIELDS
-from experiments.schema import ConfigError, StudyConfig, require
+from experiments.schema import Check, ConfigError, StudyConfig
 
 # Tags of the random streams: one per purpose, so no two draws share numbers.
 STREAM_INITIAL, STREAM_WEIGHTS_MEMBER, STREAM_WEIGHTS_BETA, STREAM_WEIGHTS_RUN = 0, 1, 2, 3
@@ -82,9 +82,6 @@ class FieldEntry:
     equiangular: Callable[[Any], str | None] = lambda params: None
     check: Callable[[Any, StudyConfig], None] = lambda params, config: None
 
-    def validate(self, config: StudyConfig) -> None:
-        self.check(config.field.params, config)
-
 
 def build_field(config: StudyConfig, members: Members) -> Any:
     """The field of the config for the members of one chunk."""
@@ -106,15 +103,19 @@ class AttentionParams:
     causal: bool = False
 
 
-def _attention(normalization: str) -> Callable[[AttentionParams, Members], Any]:
+def _attention(field: type, normalization: str) -> Callable[[AttentionParams, Members], Any]:
+    """Builds ``field`` (SelfAttention, or CircleAttention on angles) with each member's beta."""
     def build(params: AttentionParams, members: Members) -> Any:
-        return SelfAttention(beta=members.betas.astype(float), normalization=normalization,
-                             causal=params.causal)
+        return field(beta=members.betas.astype(float), normalization=normalization,
+                     causal=params.causal)
 
     return build
 
 
 # -- random weights (Fig. 5) -------------------------------------------------------------------
+
+
+Flag = Annotated[int, Check(lambda v: v in (0, 1, 2, 3), "must be 0, 1, 2 or 3, got {}")]
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,8 @@ class RandomParams:
     """
 
     panel: Literal["a", "b", "c", "d", "flags"] = "a"
-    random_kq: int = 0
-    random_v: int = 0
+    random_kq: Flag = 0
+    random_v: Flag = 0
     value_from: Literal["code", "caption"] = "code"
     draw: Literal["member", "beta", "run"] = "member"
     normalization: Literal["softmax", "usa"] = "softmax"
@@ -159,39 +160,23 @@ def _random(params: RandomParams, members: Members) -> Any:
 
 
 def _check_random(params: RandomParams, config: StudyConfig) -> None:
-    if params.panel == "flags":
-        require(params.random_kq in (0, 1, 2, 3), "field.random_kq",
-                f"must be 0, 1, 2 or 3, got {params.random_kq}")
-        require(params.random_v in (0, 1, 2, 3), "field.random_v",
-                f"must be 0, 1, 2 or 3, got {params.random_v}")
-    elif params.random_kq or params.random_v:
+    if params.panel != "flags" and (params.random_kq or params.random_v):
         raise ConfigError("field.random_kq: the flags apply with panel = 'flags' only")
-
-
-# -- circle fields (angles) ---------------------------------------------------------------------
-
-
-def _circle(normalization: str) -> Callable[[AttentionParams, Members], Any]:
-    def build(params: AttentionParams, members: Members) -> Any:
-        return CircleAttention(beta=members.betas.astype(float), normalization=normalization,
-                               causal=params.causal)
-
-    return build
 
 
 # -- the table -----------------------------------------------------------------------------------
 
 FIELD_ENTRIES: tuple[FieldEntry, ...] = (
-    FieldEntry("sa", AttentionParams, _attention("softmax"), "sphere",
+    FieldEntry("sa", AttentionParams, _attention(SelfAttention, "softmax"), "sphere",
                "self-attention (2.6) with Q = K = V = I, softmax normalisation",
                equiangular=lambda p: None if p.causal else "softmax"),
-    FieldEntry("usa", AttentionParams, _attention("usa"), "sphere",
+    FieldEntry("usa", AttentionParams, _attention(SelfAttention, "usa"), "sphere",
                "unnormalised self-attention (2.6): Z_i replaced by n",
                equiangular=lambda p: None if p.causal else "usa"),
     FieldEntry("random", RandomParams, _random, "sphere", "SA with random weights: the Fig. 5 "
                "ensembles or the authors' --randomKQ/--randomV flags", check=_check_random),
-    FieldEntry("circle-sa", AttentionParams, _circle("softmax"), "angles",
+    FieldEntry("circle-sa", AttentionParams, _attention(CircleAttention, "softmax"), "angles",
                "SA on the circle in angle form (7.1), d = 2"),
-    FieldEntry("circle-usa", AttentionParams, _circle("usa"), "angles",
+    FieldEntry("circle-usa", AttentionParams, _attention(CircleAttention, "usa"), "angles",
                "USA on the circle in angle form (7.1), d = 2"),
 )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import import_module
 from typing import Any
 
@@ -87,21 +88,20 @@ class _Loaded(Mapping[str, Any]):
     """A name -> entry table built by ``load`` on first use."""
 
     def __init__(self, load: Callable[[], dict[str, Any]]) -> None:
-        self._load, self._table = load, None
+        self._load = load
 
+    @cached_property
     def _entries(self) -> dict[str, Any]:
-        if self._table is None:
-            self._table = self._load()
-        return self._table
+        return self._load()
 
     def __getitem__(self, name: str) -> Any:
-        return self._entries()[name]
+        return self._entries[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries())
+        return iter(self._entries)
 
     def __len__(self) -> int:
-        return len(self._entries())
+        return len(self._entries)
 
 
 STUDY_KINDS: Mapping[str, Any] = _Loaded(lambda: {

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from experiments.chunks import Layout, members_of
+from experiments.config import config_from_dict
 from experiments.registry import COMMANDS, STUDY_KINDS
 from experiments.schema import StudyConfig
 from experiments.store import (
@@ -49,9 +50,9 @@ from experiments.store import (
     create_store,
     done_mask,
     export_netcdf,
-    load_config,
     open_dataset,
     read_attrs,
+    stored_config,
     write_summary,
 )
 
@@ -88,11 +89,6 @@ def compute_chunk(config: StudyConfig, index: int) -> tuple[int, dict[str, np.nd
 
 
 # -- executors -------------------------------------------------------------------------------
-
-
-def _inline(config: StudyConfig, pending: Sequence[int]) -> Iterator[tuple[int, dict]]:
-    for index in pending:
-        yield compute_chunk(config, index)
 
 
 def _process_pool(config: StudyConfig, pending: Sequence[int],
@@ -147,42 +143,32 @@ def chunk_results(config: StudyConfig, pending: Sequence[int], *, workers: int |
         return _dask(config, pending, workers=workers, scheduler=scheduler)
     cores = os.cpu_count() or 1
     if len(pending) == 1 or cores == 1 or config.compute.gpu:
-        return _inline(config, pending)
+        return (compute_chunk(config, index) for index in pending)
     return _process_pool(config, pending, min(cores, len(pending)))
 
 
 # -- progress --------------------------------------------------------------------------------
 
 
-class Progress:
-    """A tqdm bar over chunks with ETA; with ``quiet``, at most ~20 plain log lines."""
-
-    def __init__(self, total: int, done: int, quiet: bool, log: Callable[[str], None]) -> None:
-        self.total, self.done, self.quiet, self.log = total, done, quiet, log
-        self.start_done, self.start = done, time.perf_counter()
-        self.step = max(1, math.ceil((total - done) / 20))
-        self.bar = None
-        if not quiet and total > done:
+def _counted(results: Iterator, total: int, done: int, quiet: bool,
+             log: Callable[[str], None]) -> Iterator:
+    """``results`` (one per chunk, ``done`` of ``total`` done before) counted on a tqdm bar
+    with ETA; with ``quiet``, in at most ~20 plain log lines."""
+    if not quiet:
+        if total > done:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=done, unit="chunk", desc="chunks",
-                            file=sys.stderr, dynamic_ncols=True)
-
-    def advance(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-            return
-        ran = self.done - self.start_done
-        if self.quiet and (ran % self.step == 0 or self.done == self.total):
-            elapsed = time.perf_counter() - self.start
-            eta = elapsed / ran * (self.total - self.done)
-            self.log(f"  {self.done}/{self.total} chunks, {elapsed:.1f} s elapsed, "
-                     f"eta {eta:.1f} s")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+            results = tqdm(results, total=total, initial=done, unit="chunk", desc="chunks",
+                           file=sys.stderr, dynamic_ncols=True)
+        yield from results
+        return
+    start, step = time.perf_counter(), max(1, math.ceil((total - done) / 20))
+    for ran, result in enumerate(results, 1):
+        yield result
+        if ran % step == 0 or done + ran == total:
+            elapsed = time.perf_counter() - start
+            log(f"  {done + ran}/{total} chunks, {elapsed:.1f} s elapsed, "
+                f"eta {elapsed / ran * (total - done - ran):.1f} s")
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -246,15 +232,10 @@ def run_study(
         f"{len(config.grid.n)} n x {len(config.grid.d)} d x {len(config.grid.beta)} beta), "
         f"{reused} already done, {len(pending)} to compute"
         + (f" on {where}" if pending else "") + f"; store {store}")
-    progress = Progress(layout.count, reused, quiet, log)
     writer = ChunkWriter(store)
-    try:
-        for index, results in chunk_results(config, pending, workers=workers,
-                                            scheduler=scheduler):
-            writer.write(layout.chunk(index), results)
-            progress.advance()
-    finally:
-        progress.close()
+    results = chunk_results(config, pending, workers=workers, scheduler=scheduler)
+    for index, arrays in _counted(results, layout.count, reused, quiet, log):
+        writer.write(layout.chunk(index), arrays)
     if not done_mask(store).all():  # pragma: no cover - every pending chunk was written
         raise RuntimeError("some chunks are still missing after the run")
     if int(read_attrs(store).get("complete", 0)) != 1:
@@ -273,4 +254,4 @@ def load_study(path: str | Path) -> tuple[Any, StudyConfig]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no study store at {path}")
-    return open_dataset(path), load_config(path)
+    return open_dataset(path), config_from_dict(stored_config(path))

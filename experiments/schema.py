@@ -13,20 +13,24 @@ checked when it is built.
 
 ``parse_section`` builds a section from its table: an unknown key, a missing key, a value of
 the wrong type or an impossible value raises :class:`ConfigError` naming the key
-(``grid.n``). A whole config (``StudyConfig``) turns back into a canonical nested dict
-(``to_dict``), JSON and TOML text (``to_toml``). Reading a TOML file and the checks across
-sections are in ``experiments.config``.
+(``grid.n``). A field's type may carry its own condition (``Annotated[int, Check(...)]``:
+``Positive``, ``InUnitInterval``, ``AtLeastOne``, ``NonNegative``, ``Times``); checks that
+involve several fields are in the dataclass's ``__post_init__``. A whole config
+(``StudyConfig``) turns back into a canonical nested dict (``to_dict``), JSON and TOML text
+(``to_toml``). Reading a TOML file and the checks across sections are in
+``experiments.config``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
@@ -41,10 +45,33 @@ class Linspace:
     """Marker type: a tuple of floats given either as a list or as {start, stop, num}."""
 
 
+@dataclass(frozen=True)
+class Check:
+    """A condition on a config value, given as ``Annotated[type, Check(...)]``: ``coerce``
+    raises ConfigError("key: " + message.format(value)) where ``holds(value)`` is false."""
+
+    holds: Callable[[Any], bool]
+    message: str
+
+
+Positive = Annotated[float, Check(lambda v: v > 0, "must be > 0, got {}")]
+InUnitInterval = Annotated[float, Check(lambda v: 0 < v < 1, "must lie in (0, 1), got {}")]
+AtLeastOne = Annotated[int, Check(lambda v: v >= 1, "must be >= 1, got {}")]
+NonNegative = Annotated[int, Check(lambda v: v >= 0, "must be >= 0, got {}")]
+Times = Annotated[  # output times of a study, from the start on
+    Linspace,
+    Check(lambda t: len(t) >= 2 and t[0] == 0.0,
+          "needs at least two times, the first one 0 (the start)"),
+    Check(lambda t: all(a < b for a, b in itertools.pairwise(t)), "must be strictly increasing"),
+]
+
+
 def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if hint is Linspace:
         return "a list of numbers or a table {start, stop, num}"
+    if origin is Annotated:
+        return _type_name(typing.get_args(hint)[0])
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin is tuple:
@@ -59,6 +86,12 @@ def _type_name(hint: Any) -> str:
 def coerce(value: Any, hint: Any, key: str) -> Any:
     """``value`` from TOML as the Python type ``hint``; ConfigError naming ``key`` if it is not."""
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        hint, *checks = typing.get_args(hint)
+        value = coerce(value, hint, key)
+        for check in checks:
+            require(check.holds(value), key, check.message.format(value))
+        return value
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
             if option is type(None):
@@ -112,7 +145,7 @@ def parse_section(cls: type, table: Mapping[str, Any], where: str) -> Any:
     """The frozen dataclass ``cls`` from a TOML table; unknown and missing keys are errors."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"[{where}] must be a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     known = [f for f in fields(cls) if f.init]
     names = {f.name for f in known}
     for key in table:
@@ -158,7 +191,7 @@ class GridConfig:
     n: tuple[int, ...]
     d: tuple[int, ...]
     beta: Linspace
-    beta_chunk: int = 0
+    beta_chunk: NonNegative = 0
 
     def __post_init__(self) -> None:
         for name in ("n", "d", "beta"):
@@ -169,7 +202,6 @@ class GridConfig:
         require(all(v >= 1 for v in self.n), "grid.n", f"token counts must be >= 1, got {self.n}")
         require(all(v >= 2 for v in self.d), "grid.d",
                 f"tokens on S^(d-1) need d >= 2, got {self.d}")
-        require(self.beta_chunk >= 0, "grid.beta_chunk", f"must be >= 0, got {self.beta_chunk}")
 
     @property
     def beta_block(self) -> int:
@@ -180,14 +212,9 @@ class GridConfig:
 class SeedsConfig:
     """Seeds start, start + 1, ..., start + count - 1, ``chunk`` of them per work chunk."""
 
-    count: int
-    start: int = 0
-    chunk: int = 64
-
-    def __post_init__(self) -> None:
-        require(self.count >= 1, "seeds.count", f"must be >= 1, got {self.count}")
-        require(self.start >= 0, "seeds.start", f"must be >= 0, got {self.start}")
-        require(self.chunk >= 1, "seeds.chunk", f"must be >= 1, got {self.chunk}")
+    count: AtLeastOne
+    start: NonNegative = 0
+    chunk: AtLeastOne = 64
 
     @property
     def values(self) -> np.ndarray:
@@ -216,22 +243,17 @@ class IntegratorConfig:
 
     method: Literal[METHODS] = "rk4"
     dt: float = 0.0
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    max_steps: int = 100_000
+    rtol: Positive = 1e-6
+    atol: Positive = 1e-9
+    max_steps: AtLeastOne = 100_000
     reduce: Literal["auto", "off"] = "auto"
     engine: Literal[ENGINES] = "auto"
 
     def __post_init__(self) -> None:
-        require(self.engine in ENGINES, "integrator.engine",
-                f"must be one of {ENGINES}, got {self.engine!r}")
         if self.fixed_step:
             require(self.dt > 0, "integrator.dt", f"method {self.method!r} needs dt > 0")
         else:
             require(self.dt == 0, "integrator.dt", f"adaptive method {self.method!r} takes no dt")
-        require(self.rtol > 0, "integrator.rtol", f"must be > 0, got {self.rtol}")
-        require(self.atol > 0, "integrator.atol", f"must be > 0, got {self.atol}")
-        require(self.max_steps >= 1, "integrator.max_steps", f"must be >= 1, got {self.max_steps}")
 
     @property
     def fixed_step(self) -> bool:
@@ -257,7 +279,7 @@ class ComputeConfig:
     backend: Literal["numpy", "torch"] = "numpy"
     dtype: Literal["float64", "float32"] = "float64"
     device: str = "cpu"
-    threads: int = 1
+    threads: AtLeastOne = 1
 
     def __post_init__(self) -> None:
         ok = self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
@@ -265,7 +287,6 @@ class ComputeConfig:
         if self.device != "cpu":
             require(self.backend == "torch", "compute.device",
                     f"device {self.device!r} needs backend = 'torch'")
-        require(self.threads >= 1, "compute.threads", f"must be >= 1, got {self.threads}")
 
     @property
     def gpu(self) -> bool:
@@ -320,26 +341,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")  # pragma: no cover
-
-
 def to_toml(data: Mapping[str, Any]) -> str:
-    """A canonical dict as TOML text (top-level scalars first, then one table per section)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, Mapping)]
+    """A canonical dict as TOML text (top-level scalars first, then one table per section).
+    Its values (finite numbers, booleans, strings and lists of them) are written as JSON,
+    which is TOML for them."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, Mapping)]
     for key, table in data.items():
         if isinstance(table, Mapping):
             lines.append(f"\n[{key}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+            lines.extend(f"{k} = {json.dumps(v)}" for k, v in table.items())
     return "\n".join(lines) + "\n"

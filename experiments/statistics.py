@@ -64,7 +64,9 @@ class KaplanMeier:
 
     def band(self, level: float = 0.95, kind: Band = "linear") -> tuple[np.ndarray, np.ndarray]:
         """Pointwise (lower, upper) confidence band of S at ``times``."""
-        z = _z(level)
+        if not 0 < level < 1:
+            raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
+        z = float(norm.ppf(0.5 + level / 2))
         s, var = self.survival, self.variance
         sd = np.sqrt(var)
         if kind == "linear":
@@ -80,12 +82,9 @@ class KaplanMeier:
         lower[s >= 1], upper[s >= 1] = 1.0, 1.0
         return lower, upper
 
-    def quantile_time(self, p: float = 0.5) -> float:
-        """Least t_i with S(t_i) <= 1 - p (NaN if S stays above 1 - p)."""
-        return _first_at_or_below(self.times, self.survival, 1.0 - p)
-
     def median(self) -> float:
-        return self.quantile_time(0.5)
+        """Least t_i with S(t_i) <= 1/2 (NaN if S stays above 1/2)."""
+        return _first_at_or_below(self.times, self.survival, 0.5)
 
     def median_interval(self, level: float = 0.95, kind: Band = "linear") -> tuple[float, float]:
         """Brookmeyer-Crowley confidence interval of the median (module docstring).
@@ -99,12 +98,6 @@ class KaplanMeier:
         if math.isnan(high) and self.count > 0:
             high = math.inf
         return low, high
-
-
-def _z(level: float) -> float:
-    if not 0 < level < 1:
-        raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
-    return float(norm.ppf(0.5 + level / 2))
 
 
 def _first_at_or_below(times: np.ndarray, values: np.ndarray, threshold: float) -> float:
@@ -164,6 +157,17 @@ def summarize_times(times: Any, horizon: float, level: float = 0.95,
     km = censored_times(times, horizon)
     low, high = km.median_interval(level, band)
     return MedianSummary(km.median(), low, high, km.censored_fraction, km.count)
+
+
+def summarize_over_seeds(times: np.ndarray, horizon: float, level: float = 0.95,
+                         band: Band = "linear") -> np.ndarray:
+    """(..., 4): median, low, high and censored fraction (``summarize_times``) over the first
+    axis (seeds) of ``times``, at every index of the others."""
+    out = np.empty((*times.shape[1:], 4))
+    for index in np.ndindex(times.shape[1:]):
+        s = summarize_times(times[(slice(None), *index)], horizon, level, band)
+        out[index] = (s.median, s.low, s.high, s.censored_fraction)
+    return out
 
 
 # -- least squares -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from experiments.chunks import GRID_DIMS, Layout, WorkChunk
-from experiments.config import StudyConfig, config_from_dict, differences
+from experiments.config import StudyConfig, differences
 from experiments.registry import STUDY_KINDS
 
 STORE_VERSION = 1
@@ -210,10 +210,6 @@ def open_dataset(path: Path) -> Any:
     if path.suffix == ".nc":
         return xr.open_dataset(path)
     return xr.open_zarr(str(path), consolidated=False)
-
-
-def load_config(path: Path) -> StudyConfig:
-    return config_from_dict(stored_config(path))
 
 
 def write_summary(path: Path, summary: Any) -> None:

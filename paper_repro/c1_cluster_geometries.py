@@ -32,8 +32,8 @@ from scipy.spatial import ConvexHull, QhullError
 
 from dynamics import PureSelfAttention, RescaledSelfAttention, uniform_box
 from dynamics.ensembles import PRINTED_V_2305
-from paper_repro.plotting import BLUE, frame_indices, quick_note, save_movie, thin
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.plotting import BLUE, frame_indices, quick_note, save_movie, show_tokens
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, T, BOX = 20, 5.0, 5.0
@@ -142,13 +142,6 @@ def analyse(geometry: Geometry, z: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _hull_lines(points: np.ndarray) -> np.ndarray:
-    """Closed polygon (m + 1, 2) of the 2-d hull of points."""
-    hull = ConvexHull(points)
-    corners = points[hull.vertices]
-    return np.vstack([corners, corners[:1]])
-
-
 def _limits(ax, z: np.ndarray) -> None:
     low, high = z.reshape(-1, z.shape[-1]).min(axis=0), z.reshape(-1, z.shape[-1]).max(axis=0)
     pad = 0.05 * (high - low)
@@ -181,27 +174,18 @@ class Frame:
 
     def show(self, k: int) -> None:
         z, ax = self.z, self.ax
-        trail = thin(z[: k + 1])
-        for i, line in enumerate(self.trails):
-            if self.three:
-                line.set_data_3d(*trail[:, i].T)
-            else:
-                line.set_data(*trail[:, i].T)
-        if self.three:
-            self.points._offsets3d = tuple(z[k].T)
-        else:
-            self.points.set_offsets(z[k])
+        show_tokens(self.points, self.trails, z[k], z[: k + 1])
         if self.hull is not None:
             self.hull.remove()
             self.hull = None
         try:
+            hull = ConvexHull(z[k])
             if self.three:
-                hull = ConvexHull(z[k])
                 faces = [z[k][simplex] for simplex in hull.simplices]
                 self.hull = ax.add_collection3d(Poly3DCollection(
                     faces, facecolor="silver", edgecolor="0.5", linewidth=0.2, alpha=0.25))
-            else:
-                self.hull = ax.fill(*_hull_lines(z[k]).T, color="silver", alpha=0.5,
+            else:  # fill closes the polygon of the hull's corners
+                self.hull = ax.fill(*z[k][hull.vertices].T, color="silver", alpha=0.5,
                                     zorder=1)[0]
         except QhullError:
             self.hull = None
@@ -279,11 +263,8 @@ def draw(ds, request: FigureRequest):
                  f"({describe(request.scheme, faithful='rk4')}); silver: convex hull at T",
                  fontsize=10)
     quick_note(fig, request, "movies with 26 frames (full: every step)")
-    data = {"parameters": {"n": N, "T": T, "h": 0.1, "box": BOX, "beta": 1, "Q=K": "I",
-                           "integrator": describe(request.scheme, faithful="rk4")},
-            "geometries": results}
+    data = {"parameters": parameters(ds), "geometries": results}
     files += save_figure(fig, request, "C1_cluster_geometries", data, checks)
-    plt.close(fig)
     for geometry, z in zip(GEOMETRIES, runs, strict=True):
         files.append(_movie(geometry, times, z, request))
     return files, checks

@@ -20,7 +20,7 @@ import numpy as np
 from attention.reference import attention_weights
 from dynamics import PureSelfAttention, RescaledSelfAttention, from_rescaled, uniform_box
 from paper_repro.plotting import quick_note
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, T = 20, 12.0
@@ -34,21 +34,17 @@ def attention_matrix(t: float, z: np.ndarray) -> np.ndarray:
     return np.asarray(attention_weights(x, x, 1.0))
 
 
-def numerical_rank(p: np.ndarray) -> int:
-    """rank of P with numpy's default tolerance (largest singular value * n * eps)."""
-    return int(np.linalg.matrix_rank(p))
-
-
 def boolean_structure(p: np.ndarray, tokens: np.ndarray) -> dict[str, object]:
     """How close P (n, n) is to the limit of Thm 2.1, for the tokens (n,) it was computed from.
 
     leaders: the columns a row concentrates on (max entry > 1 - ROW_TOL); exceptional: the
-    rows that are not such a basis vector; the leaders are compared with argmax/argmin.
+    rows that are not such a basis vector; the leaders are compared with argmax/argmin;
+    rank: numpy's numerical rank (tolerance largest singular value * n * eps).
     """
     peaked = p.max(axis=1) > 1 - ROW_TOL
     leaders = sorted({int(j) for j in np.argmax(p, axis=1)[peaked]})
     return {"leaders": leaders, "exceptional_rows": int((~peaked).sum()),
-            "rank": numerical_rank(p),
+            "rank": int(np.linalg.matrix_rank(p)),
             "extremes": sorted({int(np.argmax(tokens)), int(np.argmin(tokens))})}
 
 
@@ -79,7 +75,7 @@ def draw(ds, request: FigureRequest):
     for ax, t in zip(axes, SNAPSHOTS, strict=True):
         k = int(np.searchsorted(grid, t))
         p = attention_matrix(t, z[k][None])[0]
-        rank = numerical_rank(p)
+        rank = int(np.linalg.matrix_rank(p))
         image = ax.matshow(p, cmap="Blues", vmin=0, vmax=1)
         ax.set_title(f"$t = {t:g}$:  rank = {rank}", fontsize=10)
         ax.tick_params(labelsize=7)
@@ -96,10 +92,7 @@ def draw(ds, request: FigureRequest):
     quick_note(fig, request, f"limit checked on {seeds} starts (full: 256)")
     fig.suptitle(f"C2 - attention matrix P(t), d = 1, n = {N}, V = Q = K = 1 "
                  f"({describe(request.scheme, faithful='rk4')})", fontsize=10)
-    data = {"parameters": {"n": N, "d": 1, "T": T, "V": 1, "QK": 1, "x0": "U[-1, 1]",
-                           "row_tolerance": ROW_TOL, "seeds": seeds,
-                           "integrator": describe(request.scheme, faithful="rk4")},
-            "shown": shown, "shown_limit": final,
+    data = {"parameters": parameters(ds), "shown": shown, "shown_limit": final,
             "seeds_rank": ranks, "seeds_exceptional_rows": exceptional}
     counts = {int(r): int((ranks == r).sum()) for r in np.unique(ranks)}
     checks = [
@@ -110,6 +103,4 @@ def draw(ds, request: FigureRequest):
               int(exceptional.max()), 1, "<=",
               f"leaders = largest/smallest token in {leaders_ok:.0%} of starts"),
     ]
-    files = save_figure(fig, request, "C2_boolean_attention", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "C2_boolean_attention", data, checks), checks

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dynamics import theory
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 
 N = 5
 BETAS = (500.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0)
@@ -135,21 +135,21 @@ def first_merger(angles: np.ndarray, masses: list[tuple[int, ...]]) -> tuple[int
 
 def compute(request: FigureRequest):
     """The ascent's angles (iteration, beta, token) and whether each curve still runs."""
-    history, running = ascend(BETAS, initial_angles())
+    theta0 = initial_angles()
+    history, running = ascend(BETAS, theta0)
     return dataset({"angles": (("iteration", "beta", "token"), history, {"units": "rad"}),
                     "running": (("iteration", "beta"), running)}, {"beta": list(BETAS)},
-                   n=N, lr=LR)
+                   n=N, betas=BETAS, lr=LR, snap_gradient=SNAP_GRADIENT,
+                   snap_distance=SNAP_DISTANCE, theta0=theta0,
+                   energy="(1/n^2) sum e^{beta (cos - 1)}")
 
 
 @register("C3", "energy staircase, n = 5 on the circle, beta = 500..4000 (2410.06833)", compute)
 def draw(ds, request: FigureRequest):
-    theta0 = initial_angles()
     history, running = ds["angles"].values, ds["running"].values
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    data = {"parameters": {"n": N, "betas": BETAS, "lr": LR, "snap_gradient": SNAP_GRADIENT,
-                           "snap_distance": SNAP_DISTANCE, "theta0": theta0,
-                           "energy": "(1/n^2) sum e^{beta (cos - 1)}"},
-            "levels": {str(k): v for k, v in LEVELS.items()}, "curves": {}}
+    data = {"parameters": parameters(ds), "levels": {str(k): v for k, v in LEVELS.items()},
+            "curves": {}}
     checks = []
     for index, (beta, color) in enumerate(zip(BETAS, COLORS, strict=True)):
         count = int(running[:, index].sum())
@@ -159,11 +159,11 @@ def draw(ds, request: FigureRequest):
         ax.plot(times, energy, color=color, linewidth=1.2, label=f"$\\beta = {beta:g}$")
         masses = cluster_masses(angles)
         found = plateaus(times, energy, masses)
+        errors = [abs(p["plateau"] - p["level"]) for p in found[1:]]
+        first, closest = first_merger(angles, masses), closest_pair(angles[0])
         data["curves"][f"beta={beta:g}"] = {
             "rescaled_time": times[::10], "energy": energy[::10], "plateaus": found,
-            "end_time": times[-1]}
-        errors = [abs(p["plateau"] - p["level"]) for p in found[1:]]
-        first, closest = first_merger(angles, masses), closest_pair(theta0)
+            "end_time": times[-1], "first_merger": first}
         sequence = " -> ".join(f"{p['plateau']:.3f}" for p in found)
         levels = " -> ".join(f"{p['level']:.2f}" for p in found)
         note = f"plateaus {sequence} (levels {levels}); E = 1 at rescaled time {times[-1]:.4f}"
@@ -173,7 +173,6 @@ def draw(ds, request: FigureRequest):
         checks.append(Check(f"C3 beta={beta:g}: first merger is the closest initial pair",
                             first == closest, True, "==", f"first {first}, closest {closest}"
                             + ("" if beta >= TOLERANCE_FROM_BETA else f"; {note}")))
-        data["curves"][f"beta={beta:g}"]["first_merger"] = first
     for level in LEVELS.values():
         ax.axhline(level, color="0.7", linewidth=0.6, linestyle=":")
     ax.set_yticks(sorted(LEVELS.values()))
@@ -182,6 +181,4 @@ def draw(ds, request: FigureRequest):
     ax.set_xlim(0, None)
     ax.legend(frameon=False, fontsize=8)
     ax.set_title("C3 - energy staircase: plateaus at $\\sum_q m_q^2/n^2$ ($n = 5$)", fontsize=10)
-    files = save_figure(fig, request, "C3_staircase", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "C3_staircase", data, checks), checks

@@ -23,17 +23,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from dynamics import SA, cluster_labels, normalize, theory
+from dynamics import SA, cluster_labels, first_time, normalize, theory
 from paper_repro.plotting import (
     BLUE,
-    CircleFrame,
-    circle_panel,
     frame_indices,
     quick_note,
     relative_angles,
-    save_movie,
+    token_movie,
+    token_panel,
 )
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import H, describe, integrate, time_grid
 
 BETA, T, DELTA = 4.0, 400.0, 1e-3
@@ -64,9 +63,9 @@ def two_cluster_merge_time(gap0: float, masses: tuple[int, int], scheme: str,
     if scheme == "faithful":
         gap, t = gap0, 0.0
         while gap > target and t < horizon:
-            pa, pb = _pull(gap, ma, mb, beta), _pull(gap, mb, ma, beta)
-            move_a = math.atan2(h * pa * math.sin(gap), 1 + h * (1 - pa) + h * pa * math.cos(gap))
-            move_b = math.atan2(h * pb * math.sin(gap), 1 + h * (1 - pb) + h * pb * math.cos(gap))
+            move_a, move_b = (
+                math.atan2(h * p * math.sin(gap), 1 + h * (1 - p) + h * p * math.cos(gap))
+                for p in (_pull(gap, ma, mb, beta), _pull(gap, mb, ma, beta)))
             gap, t = gap - move_a - move_b, t + h
         return t if gap <= target else float("nan")
 
@@ -88,36 +87,19 @@ def _two_cluster_state(states: np.ndarray, times: np.ndarray):
     for k, count in enumerate(labels.counts):
         if count == 2:
             mask = labels.labels[k] == 0
-            a = normalize(states[k][mask].sum(axis=0, keepdims=True)[None])[0, 0]
-            b = normalize(states[k][~mask].sum(axis=0, keepdims=True)[None])[0, 0]
+            a, b = (normalize(states[k][m].sum(axis=0, keepdims=True)[None])[0, 0]
+                    for m in (mask, ~mask))
             gap = math.acos(float(np.clip(a @ b, -1.0, 1.0)))
             masses = (int(mask.sum()), int((~mask).sum()))
             return float(times[k]), masses, gap, labels.counts
     return None, None, None, labels.counts
 
 
-def _first(times: np.ndarray, condition: np.ndarray) -> float:
-    hits = np.flatnonzero(condition)
-    return float(times[hits[0]]) if hits.size else float("nan")
-
-
-def _movie(times, states, request: FigureRequest):
-    fig, ax = plt.subplots(figsize=(3.6, 3.6))
-    frame = CircleFrame(ax, states.shape[1], start=states[0], size=40)
-    frames = frame_indices(len(times), request.pick(81, 801, tiny=6))
-
-    def draw(k: int) -> None:
-        frame.show(states[k], trail=states[: k + 1],
-                   title=f"SA, n = 5, β = {BETA:g}, t = {times[k]:.1f}")
-
-    return save_movie(fig, draw, frames, request, "C4_metastability")
-
-
 def compute(request: FigureRequest):
     times = time_grid(T)
     states = np.asarray(integrate(SA(BETA), normalize(Z0)[None], times, request.scheme).states[0])
     return dataset({"x": (("time", "token", "xy"), states, {"long_name": "tokens on S^1"})},
-                   {"time": times}, n=5, beta=BETA, T=T, h=H, delta=DELTA,
+                   {"time": times}, n=5, beta=BETA, T=T, h=H, delta=DELTA, z0=Z0,
                    integrator=describe(request.scheme))
 
 
@@ -125,7 +107,7 @@ def compute(request: FigureRequest):
 def draw(ds, request: FigureRequest):
     times, states = ds["time"].values, ds["x"].values
     formed, masses, gap, counts = _two_cluster_state(states, times)
-    merged = _first(times, counts == 1)
+    merged = float(first_time(times, (counts == 1)[None])[0])
     predicted = (formed + two_cluster_merge_time(gap, masses, request.scheme)
                  if formed is not None else float("nan"))
     energy = np.asarray(theory.interaction_energy(states, BETA))
@@ -133,8 +115,8 @@ def draw(ds, request: FigureRequest):
     grid = fig.add_gridspec(2, 4, height_ratios=(1, 1.3), hspace=0.35, wspace=0.35)
     for col, t in enumerate(SNAPSHOTS):
         k = int(np.searchsorted(times, t))
-        circle_panel(fig.add_subplot(grid[0, col]), states[k], start=states[0],
-                     trail=states[: k + 1], title=f"$t = {t:g}$", size=30)
+        token_panel(fig.add_subplot(grid[0, col]), states[k], start=states[0],
+                    trail=states[: k + 1], title=f"$t = {t:g}$", size=30)
     ax = fig.add_subplot(grid[1, :2])
     theta = relative_angles(states)
     ax.plot(times, theta, color=BLUE, linewidth=0.9)
@@ -158,8 +140,7 @@ def draw(ds, request: FigureRequest):
                  fontsize=10)
     quick_note(fig, request, "movie frame every 5 time units (full: every 0.5)")
     change = np.flatnonzero(np.diff(counts)) + 1
-    data = {"parameters": {"n": 5, "beta": BETA, "T": T, "h": H, "delta": DELTA, "z0": Z0,
-                           "integrator": describe(request.scheme)},
+    data = {"parameters": parameters(ds),
             "cluster_count_changes": {"times": times[change], "counts": counts[change]},
             "two_clusters": {"formed_at": formed, "masses": masses, "gap": gap},
             "merge_time": {"simulated": merged, "two_cluster_ode": predicted},
@@ -175,7 +156,7 @@ def draw(ds, request: FigureRequest):
               ENERGY_SLACK, ">=", "clusters change at t = " + ", ".join(
                   f"{t:g} -> {c}" for t, c in zip(times[change], counts[change], strict=True))),
     ]
-    files = save_figure(fig, request, "C4_metastability", data, checks)
-    plt.close(fig)
-    files.append(_movie(times, states, request))
-    return files, checks
+    frames = frame_indices(len(times), request.pick(81, 801, tiny=6))
+    movie = token_movie(states, lambda k: f"SA, n = 5, β = {BETA:g}, t = {times[k]:.1f}", frames,
+                        request, "C4_metastability", size=40)
+    return [*save_figure(fig, request, "C4_metastability", data, checks), movie], checks

@@ -23,7 +23,7 @@ import numpy as np
 
 from dynamics import SA, CircleSA, angles_to_points, points_to_angles, uniform_angles
 from paper_repro.plotting import BLUE, quick_note, unit_circle
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, BETA, T = 200, 64.0, 150.0
@@ -54,15 +54,23 @@ def _flow(theta0: np.ndarray, times: np.ndarray, scheme: str) -> np.ndarray:
     return np.asarray(integrate(CircleSA(BETA, causal=True), theta0, times, scheme).states)
 
 
-def summary(theta: np.ndarray) -> dict[str, float]:
-    """For one run (T, n): centre counts, how far strong centres moved by the last time,
-    the fraction of tokens ending within delta of a strong centre, absorbed plain centres."""
+def centres(theta: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+    """For one run (T, n): its Rényi centres, strong centres, and the other centres that are
+    absorbed (end within delta/4 of an earlier centre)."""
     renyi = renyi_centres(theta[0])
     strong = renyi_centres(theta[0], strong=True)
     final = theta[-1]
-    near = arc(final[:, None], final[None, strong]).min(axis=1)
     absorbed = [k for k in renyi if k not in strong
                 and np.any(arc(final[k], final[[c for c in renyi if c < k]]) < DELTA / 4)]
+    return renyi, strong, absorbed
+
+
+def summary(theta: np.ndarray) -> dict[str, float]:
+    """For one run (T, n): centre counts, how far strong centres moved by the last time,
+    the fraction of tokens ending within delta of a strong centre, absorbed plain centres."""
+    renyi, strong, absorbed = centres(theta)
+    final = theta[-1]
+    near = arc(final[:, None], final[None, strong]).min(axis=1)
     return {"renyi": len(renyi), "strong": len(strong),
             "strong_moved": float(arc(final[strong], theta[0][strong]).max()),
             "near_strong": float(np.mean(near <= DELTA)), "absorbed": len(absorbed)}
@@ -87,22 +95,18 @@ def compute(request: FigureRequest):
                                            request.scheme)[0], {"units": "rad"}),
         "theta_seeds": (("seed", "snapshot", "token"), more, {"units": "rad"}),
     }, {"time": times, "snapshot": list(SNAPSHOTS)}, n=N, beta=BETA, T=T, delta=DELTA,
-        integrator=describe(request.scheme))
+        **{"Q=K=V": "I_2"}, integrator=describe(request.scheme))
 
 
 @register("C5", "causal attention: strong Rényi centres stay put (n = 200, beta = 64)", compute)
 def draw(ds, request: FigureRequest):
     times, theta = ds["time"].values, ds["theta"].values
-    renyi = renyi_centres(theta[0])
-    strong = renyi_centres(theta[0], strong=True)
+    renyi, strong, absorbed = centres(theta)
     plain = [k for k in renyi if k not in strong]
     moved = arc(theta, theta[0])  # (T, n)
     final = theta[-1]
     near_strong = arc(final[:, None], final[None, strong]).min(axis=1)
     near_renyi = arc(final[:, None], final[None, renyi]).min(axis=1)
-    # a plain centre is absorbed when it ends within delta/4 of an earlier centre
-    absorbed = [k for k in plain
-                if np.any(arc(final[k], final[[c for c in renyi if c < k]]) < DELTA / 4)]
     fig = plt.figure(figsize=(12, 3.8))
     grid = fig.add_gridspec(1, 4, width_ratios=(1, 1, 1, 1.5), wspace=0.4)
     for col, t in enumerate(SNAPSHOTS):
@@ -124,16 +128,14 @@ def draw(ds, request: FigureRequest):
                  f"{len(strong)} strong (red), {len(plain)} other Rényi centres (black) "
                  f"({describe(request.scheme)})", fontsize=10)
     strong_max = float(moved[:, strong].max())
-    data = {"parameters": {"n": N, "beta": BETA, "T": T, "delta": DELTA, "Q=K=V": "I_2",
-                           "integrator": describe(request.scheme)},
-            "renyi_centres": renyi, "strong_centres": strong, "absorbed_centres": absorbed,
-            "times": times[::5], "centre_displacement": {str(k): moved[::5, k] for k in renyi},
-            "final_distance_to_strong": near_strong, "final_distance_to_renyi": near_renyi}
-    runs = ds["theta_seeds"].values
-    seeds = len(runs)
+    stats = [summary(run) for run in ds["theta_seeds"].values]
+    seeds = len(stats)
     quick_note(fig, request, f"summary over {seeds} more seeds (full: 64)")
-    stats = [summary(run) for run in runs]
-    data["seeds_summary"] = stats
+    data = {"parameters": parameters(ds), "renyi_centres": renyi, "strong_centres": strong,
+            "absorbed_centres": absorbed, "times": times[::5],
+            "centre_displacement": {str(k): moved[::5, k] for k in renyi},
+            "final_distance_to_strong": near_strong, "final_distance_to_renyi": near_renyi,
+            "seeds_summary": stats}
     checks = [Check(
         f"C5: largest move of a strong centre over [0, {T:g}]", strong_max, DELTA / 10, "<",
         f"{len(renyi)} Rényi centres, {len(strong)} strong; other centres move up to "
@@ -142,6 +144,4 @@ def draw(ds, request: FigureRequest):
         f"strong centre; {seeds} more seeds: strong centres moved at most "
         f"{max(s['strong_moved'] for s in stats):.2e}, Rényi / strong centres "
         f"{[s['renyi'] for s in stats]} / {[s['strong'] for s in stats]}")]
-    files = save_figure(fig, request, "C5_renyi_centres", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "C5_renyi_centres", data, checks), checks

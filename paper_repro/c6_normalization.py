@@ -34,9 +34,9 @@ import numpy as np
 
 from dynamics import SA, PeriLN, PreLN, Wrapper, equiangular, uniform_sphere
 from dynamics.observables import rotation_invariant
-from dynamics.space import SPHERE, Sphere
+from dynamics.space import SPHERE
 from paper_repro.plotting import quick_note
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, D, T = 32, 512, 10.0
@@ -59,9 +59,7 @@ class NGPT(Wrapper):
 
     INNER: ClassVar[str] = "attention"
 
-    @property
-    def space(self) -> Sphere:
-        return SPHERE
+    space = SPHERE
 
     def drive(self, t, x):
         a = self.attention.drive(t, x)
@@ -194,10 +192,7 @@ def draw(ds, request: FigureRequest):
     ax_rate.legend(frameon=False, fontsize=8)
     fig.suptitle(f"C6 - normalisation placements ({describe(request.scheme)})", fontsize=10)
     quick_note(fig, request, f"{batch} realisations (full: 128)")
-    data = {"parameters": {"n": N, "d": D, "beta": BETA, "T": T, "batch": batch,
-                           "weights": "Q, K iid N(0, 1/d), V = I", "ngpt_alpha": ALPHA_NGPT,
-                           "integrator": describe(request.scheme), "not_shown": MISSING},
-            "times": times, "rho": summary,
+    data = {"parameters": parameters(ds), "times": times, "rho": summary,
             "rates": {"times": long_times, "gap": gaps, "fitted": rates}}
     at = {t: int(np.searchsorted(times, t)) for t in (1.0, 2.0, 5.0, 10.0)}
     table = "; ".join(f"{name} " + "/".join(f"{s['mean'][k]:.3f}" for k in at.values())
@@ -210,6 +205,4 @@ def draw(ds, request: FigureRequest):
     checks = [Check(f"C6: {name}: |fitted rate - theory {theory:g}|",
                     abs(rates[name] - theory), tolerance, "<=", notes.get(name, ""))
               for name, (theory, tolerance) in RATE_THEORY.items()]
-    files = save_figure(fig, request, "C6_normalization", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "C6_normalization", data, checks), checks

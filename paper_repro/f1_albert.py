@@ -34,6 +34,7 @@ from paper_repro.registry import (
     parameters,
     register,
     save_figure,
+    store_path,
     write_store,
 )
 
@@ -143,7 +144,7 @@ def make_figure(request: FigureRequest, states24: dict[int, np.ndarray],
                 states48: dict[int, np.ndarray], meta: dict, *, include_diagonal: bool = False):
     """F1 from hidden states (real or, in tests, synthetic), through its store."""
     ds = states_dataset(states24, states48, meta, include_diagonal=include_diagonal)
-    write_store(ds, request.out / "F1.zarr", FIGURES["F1"], request)
+    write_store(ds, store_path(request, "F1"), FIGURES["F1"], request)
     return make("F1", request, replot=True)
 
 
@@ -155,17 +156,17 @@ def compute(request: FigureRequest):
 def draw(ds, request: FigureRequest):
     """Draw, save and check F1 from the stored hidden states."""
     meta = parameters(ds)
-    include_diagonal = meta.pop("include_diagonal")
-    states24, states48 = ({int(k): ds[f"states{n}"].sel({f"layer{n}": k}).values
-                           for k in ds[f"layer{n}"].values} for n in (24, 48))
-    rows = [("24 layers", layer_histograms(states24, include_diagonal=include_diagonal)),
-            ("48 layers", layer_histograms(states48, include_diagonal=include_diagonal))]
+    include_diagonal = meta["include_diagonal"]
+    states = {n: {int(k): ds[f"states{n}"].sel({f"layer{n}": k}).values
+                  for k in ds[f"layer{n}"].values} for n in (24, 48)}
+    rows = [(f"{n} layers", layer_histograms(states[n], include_diagonal=include_diagonal))
+            for n in (24, 48)]
     fig = draw_histograms(rows)
     fig.suptitle(f"F1 - <x_i, x_j> of normalised hidden states ({meta.get('source', MODEL)}; "
                  f"{'with' if include_diagonal else 'without'} i = j)", fontsize=10, y=1.01)
-    near = {**mass_near_one(states24, include_diagonal=include_diagonal),
-            **mass_near_one(states48, include_diagonal=include_diagonal)}
-    data = {"parameters": {**meta, "include_diagonal": include_diagonal},
+    near = {layer: fraction for n in (24, 48) for layer, fraction
+            in mass_near_one(states[n], include_diagonal=include_diagonal).items()}
+    data = {"parameters": meta,
             "histograms": {f"{label}: layer {k}": {"density": h.density, "edges": h.edges}
                            for label, hists in rows for k, h in hists.items()},
             "mass_above_0.9": near}
@@ -173,6 +174,4 @@ def draw(ds, request: FigureRequest):
     checks = [Check(f"F1: growth of the fraction of pairs with <x_i, x_j> > {NEAR_ONE}, layer "
                     f"{first} -> {last}", near[last] - near[first], 0.0, ">",
                     f"{near[first]:.3f} -> {near[last]:.3f}")]
-    files = save_figure(fig, request, "F1_albert", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "F1_albert", data, checks), checks

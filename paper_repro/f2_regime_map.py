@@ -107,6 +107,4 @@ def draw(ds, request: FigureRequest):
         Check(f"F2: d*(n = {N}, beta = 1) from (D.9)", values["d_star_beta=1"], float(N), ">",
               "the Thm 6.9 band is schematic"),
     ]
-    files = save_figure(fig, request, "F2_regime_map", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "F2_regime_map", data, checks), checks

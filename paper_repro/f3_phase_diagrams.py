@@ -30,13 +30,11 @@ from 1 at d = 2 to ~0 at d = 1024.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from dynamics import theory
-from paper_repro.f8_equiangular import authors_boundary_beta
+from paper_repro.f8_equiangular import PAPER_BOUNDARY_T30, authors_boundary_beta
 from paper_repro.phase_studies import (
     BETA_RANGE,
     DELTA,
@@ -58,8 +56,6 @@ DIMS = (2, 8, 32, 128, 512, 1024)
 HIGH_D = (128, 512, 1024)
 SCHEMES = ("faithful", "exact")
 OVERLAY_N = 128  # the n of the authors' curve.ipynb
-# read off the rendered PDF (paper.md section 4)
-PAPER_AT_T30 = {"d=1024 panel": 6.85, "pasted overlay": 6.45}
 AGREE_STEPS = 1.0  # a simulated boundary "tracks" a curve within this many beta-grid steps
 
 
@@ -118,27 +114,21 @@ def metastable_share(probability: np.ndarray, betas: np.ndarray, times: np.ndarr
     return float(np.mean((corner > 0.05) & (corner < 0.95)))
 
 
-@dataclass
-class Panels:
-    """Everything F3 draws and checks: P per scheme (d, beta, time), the simulated
-    boundaries per scheme and d, and the exact curves beta(t)."""
-
-    times: np.ndarray
-    betas: np.ndarray
-    probability: dict[str, np.ndarray]
-    half: dict[str, dict[int, np.ndarray]]
-    curves: dict[str, np.ndarray]
-
-    @property
-    def exact_curve(self) -> np.ndarray:
-        return self.curves[CURVES[0]]
-
-    @property
-    def authors_curve(self) -> np.ndarray:
-        return self.curves[CURVES[1]]
-
-
 CURVES = ("(6.9), n = 32", "authors' scheme, n = 32", f"(6.9), n = {OVERLAY_N} (curve.ipynb)")
+
+
+class Panels:
+    """Everything F3 draws and checks, read from its Dataset: P per scheme (d, beta, time),
+    the simulated boundaries per scheme and d, and the exact curves beta(t) by name (the
+    first two also as ``exact_curve`` and ``authors_curve``)."""
+
+    def __init__(self, ds):
+        self.times, self.betas = ds["time"].values, ds["beta"].values
+        self.probability = {s: ds["probability"].sel(scheme=s).values for s in SCHEMES}
+        self.half = {s: dict(zip(DIMS, ds["boundary_half"].sel(scheme=s).values, strict=True))
+                     for s in SCHEMES}
+        self.curves = dict(zip(CURVES, ds["gamma_inf"].values, strict=True))
+        self.exact_curve, self.authors_curve = self.curves[CURVES[0]], self.curves[CURVES[1]]
 
 
 def compute(request: FigureRequest):
@@ -157,16 +147,7 @@ def compute(request: FigureRequest):
     }, {"scheme": list(SCHEMES), "d": list(DIMS), "beta": betas, "time": times,
         "curve": list(CURVES)}, n=N, delta=DELTA, dims=DIMS, seeds=f3_grid(request).seeds,
         h=0.1, schemes=SCHEME_LABELS, grid=f3_grid(request).describe(),
-        stores={s: str(store_path(request, f"F3-{s}").relative_to(request.out)) for s in SCHEMES})
-
-
-def load_panels(ds) -> Panels:
-    """The Panels of F3's stored Dataset."""
-    prob = {s: ds["probability"].sel(scheme=s).values for s in SCHEMES}
-    half = {s: dict(zip(DIMS, ds["boundary_half"].sel(scheme=s).values, strict=True))
-            for s in SCHEMES}
-    return Panels(ds["time"].values, ds["beta"].values, prob, half,
-                  dict(zip(CURVES, ds["gamma_inf"].values, strict=True)))
+        stores={s: store_path(request, f"F3-{s}").name for s in SCHEMES})
 
 
 def _heat_maps(fig, layout, panels: Panels, shown: str) -> None:
@@ -252,7 +233,7 @@ def check_claims(panels: Panels, shown: str) -> tuple[list[Check], dict]:
     at_end = {**{name: float(curve[-1]) for name, curve in panels.curves.items()},
               **{f"simulated d = {HIGH_D[-1]}, {s}": float(panels.half[s][HIGH_D[-1]][-1])
                  for s in SCHEMES},
-              **{f"paper, {k}": v for k, v in PAPER_AT_T30.items()}}
+              **{f"paper, {k}": v for k, v in PAPER_BOUNDARY_T30.items()}}
     checks.append(Check(
         "F3: bias of the authors' scheme, mean over t of beta(6.9) - beta(authors' map)",
         expected, 0.0, ">", "simulated (exact minus faithful boundary): " + ", ".join(
@@ -271,7 +252,7 @@ def check_claims(panels: Panels, shown: str) -> tuple[list[Check], dict]:
 @register("F3", "phase diagrams P(<x_i, x_j> >= 1 - delta), n = 32, d = 2 ... 1024, both schemes",
           compute)
 def draw(ds, request: FigureRequest):
-    panels = load_panels(ds)
+    panels = Panels(ds)
     params = parameters(ds)
     shown = request.scheme
     fig = plt.figure(figsize=(13, 10.5))
@@ -296,6 +277,4 @@ def draw(ds, request: FigureRequest):
         "gamma_inf": {k: rounded(v) for k, v in panels.curves.items()},
         **numbers,
     }
-    files = save_figure(fig, request, "F3_phase_diagrams", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "F3_phase_diagrams", data, checks), checks

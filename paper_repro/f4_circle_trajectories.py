@@ -35,7 +35,7 @@ from dynamics import (
 )
 from paper_repro.f3_phase_diagrams import DIMS, f3_grid, f3_study
 from paper_repro.phase_studies import store_path
-from paper_repro.plotting import BLUE, circle_panel, phase_panel, quick_note
+from paper_repro.plotting import BLUE, phase_panel, quick_note, token_panel
 from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
@@ -122,7 +122,7 @@ def compute(request: FigureRequest):
         "phase_beta": study["beta"].values, "phase_time": study["time"].values},
         n=N, T=T, h=0.1, delta=DELTA, betas=BETAS, snapshots=SNAPSHOTS, seeds=seeds,
         integrator=describe(request.scheme), phase_diagram={
-            "store": str(store_path(request, f"F3-{request.scheme}").relative_to(request.out)),
+            "store": store_path(request, f"F3-{request.scheme}").name,
             "seeds": f3_grid(request).seeds}, phase_grid=f3_grid(request).describe())
 
 
@@ -149,8 +149,8 @@ def draw(ds, request: FigureRequest):
         for col, t in enumerate(SNAPSHOTS):
             k = int(np.searchsorted(times, t))
             title = f"$t = {t:.1f}$" + (f",  $\\beta = {beta:g}$" if col == 0 else "")
-            circle_panel(fig.add_subplot(grid[row, col + 1]), shown[k], start=shown[0],
-                         trail=shown[: k + 1], title=title, size=18)
+            token_panel(fig.add_subplot(grid[row, col + 1]), shown[k], start=shown[0],
+                        trail=shown[: k + 1], title=title, size=18)
         counts = dict(zip(SNAPSHOTS[1:], ds["counts"].values[row], strict=True))
         fractions = ds["pair_fraction"].values[row]
         ax = fig.add_subplot(grid[row, 4])
@@ -191,6 +191,4 @@ def draw(ds, request: FigureRequest):
                  f"({describe(request.scheme)})", fontsize=10)
     quick_note(fig, request, f"{seeds} seeds per beta (full: 1024); phase diagram: "
                f"{params['phase_grid']} (full: 2048 seeds, 90 betas)")
-    files = save_figure(fig, request, "F4_circle_trajectories", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "F4_circle_trajectories", data, checks), checks

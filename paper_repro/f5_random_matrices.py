@@ -28,6 +28,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from paper_repro.f8_equiangular import crossing
 from paper_repro.phase_studies import (
     DELTA,
     PhaseGrid,
@@ -72,18 +73,7 @@ def f5_study(request: FigureRequest, panel: str):
 def first_crossing(probability: np.ndarray, times: np.ndarray, level: float = 0.5) -> np.ndarray:
     """For each beta, the first t with P(t) >= level (linear interpolation), NaN if never.
     probability (beta, time) -> (beta,)."""
-    out = np.full(probability.shape[0], np.nan)
-    for i, row in enumerate(probability):
-        above = np.nonzero(row >= level)[0]
-        if above.size == 0:
-            continue
-        k = int(above[0])
-        if k == 0:
-            out[i] = times[0]
-            continue
-        p0, p1 = row[k - 1], row[k]
-        out[i] = times[k - 1] + (level - p0) / (p1 - p0) * (times[k] - times[k - 1])
-    return out
+    return np.array([crossing(times, row, level) for row in probability])
 
 
 def panel_summary(probability: np.ndarray, betas: np.ndarray, times: np.ndarray) -> dict:
@@ -135,8 +125,7 @@ def compute(request: FigureRequest):
                    n=N, d=D, delta=DELTA, seeds=f5_grid(request).seeds,
                    draw="fresh (Q, K, V) per system", value_from="code",
                    integrator=describe(request.scheme), grid=f5_grid(request).describe(),
-                   stores={p: str(store_path(request, f"F5{p}-{request.scheme}")
-                                  .relative_to(request.out)) for p in PANELS})
+                   stores={p: store_path(request, f"F5{p}-{request.scheme}").name for p in PANELS})
 
 
 @register("F5", "random-matrix phase diagrams (Fig. 5), d = 128, n = 32", compute)
@@ -145,8 +134,7 @@ def draw(ds, request: FigureRequest):
     times, betas = ds["time"].values, ds["beta"].values
     fig, axes = plt.subplots(2, 2, figsize=(10, 8))
     fig.subplots_adjust(left=0.07, right=0.86, bottom=0.08, top=0.92, hspace=0.3, wspace=0.15)
-    data = {"parameters": params,
-            "probability": {}, "summary": {}}
+    data = {"parameters": params, "probability": {}, "summary": {}}
     checks = []
     for ax, panel in zip(axes.flat, PANELS, strict=True):
         prob = ds["probability"].sel(panel=panel).values
@@ -162,6 +150,4 @@ def draw(ds, request: FigureRequest):
     fig.suptitle(f"F5 - SA with random weights, $n = {N}$, $d = {D}$, fresh weights per "
                  f"system ({params['integrator']})", fontsize=10)
     quick_note(fig, request, f"{params['grid']} (full: 2048 seeds, 90 betas, t every 0.2)")
-    files = save_figure(fig, request, "F5_random_matrices", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "F5_random_matrices", data, checks), checks

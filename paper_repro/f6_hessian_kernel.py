@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dynamics import theory
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 
 BETAS = (2.0, 6.0)
 COLORS = ("magenta", "c")
@@ -65,7 +65,5 @@ def draw(ds, request: FigureRequest):
     ax.legend(frameon=False)
     ax.set_title(r"F6 - $g$ changes sign at $\pm\tau^*_\beta$ ($\beta\sin^2\tau = \cos\tau$)",
                  fontsize=10)
-    data = {"parameters": {"betas": BETAS, "d": 2}, "tau": tau, "g": curves, "tau_star": stars}
-    files = save_figure(fig, request, "F6_hessian_kernel", data, checks)
-    plt.close(fig)
-    return files, checks
+    data = {"parameters": parameters(ds), "tau": tau, "g": curves, "tau_star": stars}
+    return save_figure(fig, request, "F6_hessian_kernel", data, checks), checks

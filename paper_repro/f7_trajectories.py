@@ -16,16 +16,14 @@ import numpy as np
 from dynamics import SA, cluster_count, normalize, theory
 from paper_repro.plotting import (
     BLUE,
-    CircleFrame,
-    SphereFrame,
     frame_indices,
     quick_note,
     relative_angles,
-    save_movie,
-    sphere_panel,
+    token_movie,
+    token_panel,
     view_towards,
 )
-from paper_repro.registry import Check, FigureRequest, dataset, register, save_figure
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import describe, integrate, time_grid
 
 N, BETA, T = 64, 1.0, 15.0
@@ -41,37 +39,13 @@ def trajectories(d: int, request: FigureRequest) -> tuple[np.ndarray, np.ndarray
     return times, np.asarray(integrate(SA(BETA), x0, times, request.scheme).states[0])
 
 
-def _sphere_movie(times, sphere, request: FigureRequest, frames: list[int]):
-    fig = plt.figure(figsize=(4, 4))
-    ax = fig.add_subplot(projection="3d")
-    frame = SphereFrame(ax, N, start=sphere[0])
-
-    def draw(k: int) -> None:
-        frame.show(sphere[k], trail=sphere[: k + 1],
-                   title=f"SA on S², β = {BETA:g}, t = {times[k]:.1f}")
-        ax.view_init(elev=10.0, azim=30.0 + 30.0 * (k / (len(times) - 1) - 0.5))
-
-    return save_movie(fig, draw, frames, request, "F7_sphere")
-
-
-def _circle_movie(times, circle, request: FigureRequest, frames: list[int]):
-    fig, ax = plt.subplots(figsize=(3.6, 3.6))
-    frame = CircleFrame(ax, N, start=circle[0])
-
-    def draw(k: int) -> None:
-        frame.show(circle[k], trail=circle[: k + 1],
-                   title=f"SA on S¹, β = {BETA:g}, t = {times[k]:.1f}")
-
-    return save_movie(fig, draw, frames, request, "F7_circle")
-
-
 def compute(request: FigureRequest):
     """The S^2 and S^1 flows (time, token, dim)."""
     (times, sphere), (_, circle) = trajectories(3, request), trajectories(2, request)
     return dataset({"sphere": (("time", "token", "xyz"), sphere, {"long_name": "tokens on S^2"}),
                     "circle": (("time", "token", "xy"), circle, {"long_name": "tokens on S^1"})},
-                   {"time": times}, n=N, beta=BETA, T=T, h=0.1, delta=DELTA,
-                   integrator=describe(request.scheme))
+                   {"time": times}, n=N, beta=BETA, T=T, h=0.1, **{"Q=K=V": "I"},
+                   delta=DELTA, integrator=describe(request.scheme))
 
 
 @register("F7", "trajectories on S^2 and S^1 with movies (n = 64, beta = 1, T = 15)", compute)
@@ -79,8 +53,8 @@ def draw(ds, request: FigureRequest):
     times, sphere, circle = ds["time"].values, ds["sphere"].values, ds["circle"].values
     fig = plt.figure(figsize=(10, 4.2))
     ax = fig.add_subplot(1, 2, 1, projection="3d")
-    sphere_panel(ax, sphere[-1], start=sphere[0], trail=sphere,
-                 title=f"$S^2$: SA, $n={N}$, $\\beta={BETA:g}$, $t = 0 \\to {T:g}$")
+    token_panel(ax, sphere[-1], start=sphere[0], trail=sphere,
+                title=f"$S^2$: SA, $n={N}$, $\\beta={BETA:g}$, $t = 0 \\to {T:g}$")
     view_towards(ax, sphere[-1].mean(axis=0))
     ax2 = fig.add_subplot(1, 2, 2)
     ax2.plot(times, relative_angles(circle), color=BLUE, linewidth=0.6)
@@ -92,22 +66,21 @@ def draw(ds, request: FigureRequest):
     energy = np.asarray(theory.interaction_energy(sphere, BETA))
     clusters = {"S2": int(cluster_count(sphere[-1:], DELTA)[0]),
                 "S1": int(cluster_count(circle[-1:], DELTA)[0])}
-    data = {
-        "parameters": {"n": N, "beta": BETA, "T": T, "h": 0.1, "Q=K=V": "I", "delta": DELTA,
-                       "integrator": describe(request.scheme)},
-        "clusters_at_T": clusters,
-        "energy_S2": energy,
-        "energy_max": np.exp(BETA) / (2 * BETA),
-        "times": times,
-    }
+    data = {"parameters": parameters(ds), "clusters_at_T": clusters, "energy_S2": energy,
+            "energy_max": np.exp(BETA) / (2 * BETA), "times": times}
     gap = 1 - energy[-1] / data["energy_max"]
     checks = [Check("F7: energy non-decreasing along the S^2 flow: min increment",
                     float(np.diff(energy).min()), ENERGY_SLACK, ">=",
                     f"clusters at t = {T:g}: S^2 {clusters['S2']}, S^1 {clusters['S1']} of {N}; "
                     f"E(T) / (e^beta/(2 beta)) = 1 - {gap:.1e}")]
     files = save_figure(fig, request, "F7_trajectories", data, checks)
-    plt.close(fig)
     frames = frame_indices(len(times), request.pick(31, len(times), tiny=4))
-    files.append(_sphere_movie(times, sphere, request, frames))
-    files.append(_circle_movie(times, circle, request, frames))
+
+    def camera(ax, k: int) -> None:
+        ax.view_init(elev=10.0, azim=30.0 + 30.0 * (k / (len(times) - 1) - 0.5))
+
+    files.append(token_movie(sphere, lambda k: f"SA on S², β = {BETA:g}, t = {times[k]:.1f}",
+                             frames, request, "F7_sphere", figsize=(4, 4), camera=camera))
+    files.append(token_movie(circle, lambda k: f"SA on S¹, β = {BETA:g}, t = {times[k]:.1f}",
+                             frames, request, "F7_circle"))
     return files, checks

@@ -25,19 +25,13 @@ from scipy.optimize import brentq
 
 from dynamics import SA, gram, orthogonal, theory, uniform_sphere
 from paper_repro.plotting import quick_note
-from paper_repro.registry import (
-    Check,
-    FigureRequest,
-    dataset,
-    parameters,
-    register,
-    save_figure,
-)
+from paper_repro.registry import Check, FigureRequest, dataset, parameters, register, save_figure
 from paper_repro.schemes import H, describe, integrate, time_grid
 
 N, D, T, DELTA = 32, 1024, 30.0, 1e-3
 BETAS = (1.0, 3.0, 5.0, 6.5)
-PAPER_BOUNDARY_T30 = {"d=1024 panel": 6.85, "pasted overlay": 6.45}  # paper.md section 4
+# read off the rendered PDF (paper.md section 4)
+PAPER_BOUNDARY_T30 = {"d=1024 panel": 6.85, "pasted overlay": 6.45}
 COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")
 
 
@@ -61,12 +55,6 @@ def authors_map(beta: float, n: int, h: float, steps: int, rho0: float = 0.0) ->
         gap = c * c * gap / (c * c + q)
         gaps[k] = gap
     return gaps
-
-
-def _offdiagonal(g: np.ndarray) -> np.ndarray:
-    """(batch, T, n, n) Gram matrices -> (batch, T, n(n-1)) off-diagonal entries."""
-    n = g.shape[-1]
-    return g[..., ~np.eye(n, dtype=bool)]
 
 
 def crossing(times: np.ndarray, values: np.ndarray, level: float) -> float:
@@ -96,7 +84,8 @@ def authors_boundary_beta(t: float, n: int = N, delta: float = DELTA, h: float =
 
 def simulate_pairs(beta: float, x0: np.ndarray, times: np.ndarray, scheme: str) -> np.ndarray:
     """Off-diagonal inner products (batch, T, n(n-1)) along SA from x0 (d = 1024 -> reduced)."""
-    return _offdiagonal(np.asarray(integrate(SA(beta), x0, times, scheme, observe=gram).values))
+    g = np.asarray(integrate(SA(beta), x0, times, scheme, observe=gram).values)
+    return g[..., ~np.eye(g.shape[-1], dtype=bool)]
 
 
 SCHEMES = ("exact", "faithful")
@@ -210,6 +199,4 @@ def draw(ds, request: FigureRequest):
     fig.suptitle(f"F8 - equiangular curves (n = {N}) against SA at d = {D}, "
                  "both schemes", fontsize=10)
     quick_note(fig, request, f"{params['batch']} random starts per beta (full: 64)")
-    files = save_figure(fig, request, "F8_equiangular", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "F8_equiangular", data, checks), checks

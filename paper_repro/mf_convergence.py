@@ -174,9 +174,9 @@ def draw(ds, request: FigureRequest):
     axes[3].legend(fontsize=8)
     fig.suptitle("M1 - particles converge to the mean-field PDE", fontsize=10)
 
-    data = {"parameters": params,
-            "times": times, "w1_mean": mean, "w1": w1, "dobrushin_rate": rate,
-            "slopes": slopes, "quantile_n_w1": n_w1, "mass": mass, "min_density": min_density}
+    data = {"parameters": params, "times": times, "w1_mean": mean, "w1": w1,
+            "dobrushin_rate": rate, "slopes": slopes, "quantile_n_w1": n_w1, "mass": mass,
+            "min_density": min_density}
     sharp = float(np.max(np.abs(n_w1[-1] - np.pi / 2)))
     checks = [
         Check("M1: max over t of |slope of W1 in n + 1/2|",
@@ -189,6 +189,4 @@ def draw(ds, request: FigureRequest):
         Check("M1: PDE min density", float(min_density.min()), 0.0, ">",
               f"mass error {np.abs(mass - 1).max():.1e}"),
     ]
-    files = save_figure(fig, request, "M1_mean_field_convergence", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "M1_mean_field_convergence", data, checks), checks

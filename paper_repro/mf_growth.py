@@ -148,6 +148,4 @@ def draw(ds, request: FigureRequest):
               int(np.max(np.abs(dominant_late - k_star))), 1, "<=",
               f"modes {sorted(set(dominant_late.tolist()))}, k* = {k_star}"),
     ]
-    files = save_figure(fig, request, "M2_mode_growth", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "M2_mode_growth", data, checks), checks

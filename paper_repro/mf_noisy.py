@@ -95,6 +95,4 @@ def draw(ds, request: FigureRequest):
         Check("M4: particle r below kappa = 2 (finite-n floor)",
               float(particles[kappas < 2].max()), 4 / np.sqrt(n), "<", "bound 4/sqrt(n)"),
     ]
-    files = save_figure(fig, request, "M4_noisy_bifurcation", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "M4_noisy_bifurcation", data, checks), checks

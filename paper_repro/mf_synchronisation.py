@@ -38,15 +38,14 @@ def study_config(request: FigureRequest):
 
     config = load_config(CONFIG, expect="synchronisation")
     config = replace(config, seed=config.seed + request.seed)
-    size = "tiny" if request.tiny else ("quick" if request.quick else "full")
-    if size == "quick":
+    if request.size == "quick":
         config = replace(config, grid=replace(config.grid, n=(8, 16)),
                          seeds=replace(config.seeds, count=32, chunk=32))
-    elif size == "tiny":
+    elif request.size == "tiny":
         config = replace(config, grid=replace(config.grid, n=(8,), beta=TINY_BETAS),
                          seeds=replace(config.seeds, count=16, chunk=16),
                          params=replace(config.params, horizon=100.0))
-    return config, size
+    return config
 
 
 def compute(request: FigureRequest):
@@ -55,10 +54,10 @@ def compute(request: FigureRequest):
     from experiments.runner import run_study
     from experiments.store import open_dataset
 
-    config, size = study_config(request)
-    store = request.out / f"M3_synchronisation_{size}_seed{config.seed}.zarr"
+    config = study_config(request)
+    store = request.out / f"M3_synchronisation_{request.size}_seed{config.seed}.zarr"
     run_study(config, store, quiet=True, log=lambda line: None,
-              command=f"python -m paper_repro M3 ({size})")
+              command=f"python -m paper_repro M3 ({request.size})")
     grid = np.linspace(-3, 1, 400)
     spectra = [cluster_state_spectrum(float(b), 3) for b in grid]
     ds = open_dataset(store).load().assign(
@@ -120,6 +119,4 @@ def draw(ds, request: FigureRequest):
         Check("M3: largest undecided fraction at T (neither synchronising nor stopped)",
               max(float(np.max(f)) for f in fractions["undecided"].values()), 0.0, "<="),
     ]
-    files = save_figure(fig, request, "M3_synchronisation", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "M3_synchronisation", data, checks), checks

@@ -93,14 +93,9 @@ def phase_config(request: FigureRequest, *, field: dict[str, Any], dims: tuple[i
     }, expect="phase-diagram")
 
 
-def size_tag(request: FigureRequest) -> str:
-    """tiny/quick/full, the seed and the device: part of every store name."""
-    size = "tiny" if request.tiny else ("quick" if request.quick else "full")
-    return f"{size}-seed{request.seed}-{request.device}"
-
-
 def store_path(request: FigureRequest, name: str) -> Path:
-    return request.out / f"{name}-{size_tag(request)}.zarr"
+    """<out>/<name>-<size>-seed<seed>-<device>.zarr (module docstring)."""
+    return request.out / f"{name}-{request.size}-seed{request.seed}-{request.device}.zarr"
 
 
 def run_phase(request: FigureRequest, name: str, config: Any) -> Any:

@@ -2,9 +2,9 @@
 
 The authors' trajectory plots (rotf ``sphere.py``, paper.md section 4, Fig. 4) draw the
 current tokens in blue #3658bf with black edges, the initial tokens in white at alpha 0.1
-and the past trajectories as dashed lines of width 0.25. ``circle_panel`` and
-``sphere_panel`` draw one such frame (``CircleFrame``/``SphereFrame`` keep the artists and
-update them, for movies); ``save_movie`` turns a frame-updating function into a GIF with
+and the past trajectories as dashed lines of width 0.25. ``token_panel`` draws one such
+frame on S^1 or S^2 (``TokenFrame`` keeps the artists and updates them, ``token_movie``
+makes a GIF of them); ``save_movie`` turns a frame-updating function into a GIF with
 matplotlib's PillowWriter (deterministic for a given input). ``quick_note``
 writes on a figure that it was made at reduced size. ``phase_panel`` draws one phase
 diagram (Figs. 3-5): P(t, beta) as a heat map in the paper's ``RdBu_r`` (blue 0, red 1).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -73,47 +74,6 @@ def unit_circle(ax, *, color: str = "0.8") -> None:
     ax.set_axis_off()
 
 
-class CircleFrame:
-    """Tokens on S^1 drawn once and then updated: current points, trails, initial points.
-
-    ax: a 2-d axis; n: number of tokens; start (n, 2): initial points drawn faintly.
-    """
-
-    def __init__(self, ax, n: int, *, start: np.ndarray | None = None, size: float = 22.0):
-        unit_circle(ax)
-        self.ax = ax
-        self.trails = [ax.plot([], [], "--", color=BLUE, linewidth=0.25, zorder=1)[0]
-                       for _ in range(n)]
-        if start is not None:
-            ax.scatter(start[:, 0], start[:, 1], color="white", edgecolor="k", alpha=0.1,
-                       s=size * 0.6, zorder=2)
-        self.points = ax.scatter(np.zeros(n), np.zeros(n), color=BLUE, edgecolor="k",
-                                 linewidth=0.75, s=size, zorder=3)
-        self.title = ax.set_title("", fontsize=9)
-
-    def show(self, current: np.ndarray, *, trail: np.ndarray | None = None,
-             title: str | None = None) -> None:
-        """current (n, 2); trail (T, n, 2) past positions up to now."""
-        self.points.set_offsets(current)
-        trail = None if trail is None else thin(trail)
-        for i, line in enumerate(self.trails):
-            if trail is None:
-                line.set_data([], [])
-            else:
-                line.set_data(trail[:, i, 0], trail[:, i, 1])
-        if title is not None:
-            self.title.set_text(title)
-
-
-def circle_panel(ax, current: np.ndarray, *, start: np.ndarray | None = None,
-                 trail: np.ndarray | None = None, title: str | None = None,
-                 size: float = 22.0) -> CircleFrame:
-    """One static frame of tokens on S^1 (see ``CircleFrame``)."""
-    frame = CircleFrame(ax, current.shape[0], start=start, size=size)
-    frame.show(current, trail=trail, title=title)
-    return frame
-
-
 def sphere_wireframe(ax) -> None:
     """A light wireframe of S^2 on a 3-d axis, equal aspect, no axes."""
     u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
@@ -123,40 +83,85 @@ def sphere_wireframe(ax) -> None:
     ax.set_axis_off()
 
 
-class SphereFrame:
-    """Tokens on S^2 (a 3-d axis) drawn once and then updated, as ``CircleFrame``."""
+class TokenFrame:
+    """Tokens on S^1 (a 2-d axis) or S^2 (a 3-d axis) drawn once and then updated: current
+    points, dashed trails, initial points drawn faintly.
 
-    def __init__(self, ax, n: int, *, start: np.ndarray | None = None):
-        sphere_wireframe(ax)
-        self.ax = ax
-        self.trails = [ax.plot([], [], [], "--", color="k", linewidth=0.25)[0]
-                       for _ in range(n)]
-        if start is not None:
-            ax.scatter(*start.T, color="white", edgecolor="k", alpha=0.1, s=12)
-        self.points = ax.scatter(*np.zeros((3, n)), color=BLUE, edgecolor="k",
-                                 linewidth=0.75, s=25, depthshade=False)
+    ax: the axis; n: number of tokens; start (n, 2 or 3): initial points; size: marker size
+    on S^1.
+    """
+
+    def __init__(self, ax, n: int, *, start: np.ndarray | None = None, size: float = 22.0):
+        self.ax, self.three = ax, ax.name == "3d"
+        if self.three:
+            sphere_wireframe(ax)
+            self.trails = [ax.plot([], [], [], "--", color="k", linewidth=0.25)[0]
+                           for _ in range(n)]
+            if start is not None:
+                ax.scatter(*start.T, color="white", edgecolor="k", alpha=0.1, s=12)
+            self.points = ax.scatter(*np.zeros((3, n)), color=BLUE, edgecolor="k",
+                                     linewidth=0.75, s=25, depthshade=False)
+        else:
+            unit_circle(ax)
+            self.trails = [ax.plot([], [], "--", color=BLUE, linewidth=0.25, zorder=1)[0]
+                           for _ in range(n)]
+            if start is not None:
+                ax.scatter(start[:, 0], start[:, 1], color="white", edgecolor="k",
+                           alpha=0.1, s=size * 0.6, zorder=2)
+            self.points = ax.scatter(np.zeros(n), np.zeros(n), color=BLUE, edgecolor="k",
+                                     linewidth=0.75, s=size, zorder=3)
         self.title = ax.set_title("", fontsize=9)
 
     def show(self, current: np.ndarray, *, trail: np.ndarray | None = None,
              title: str | None = None) -> None:
-        """current (n, 3); trail (T, n, 3) past positions up to now."""
-        self.points._offsets3d = tuple(current.T)
-        trail = None if trail is None else thin(trail)
-        for i, line in enumerate(self.trails):
-            if trail is None:
-                line.set_data_3d([], [], [])
-            else:
-                line.set_data_3d(*trail[:, i].T)
+        """current (n, d); trail (T, n, d) past positions up to now."""
+        show_tokens(self.points, self.trails, current, trail)
         if title is not None:
             self.title.set_text(title)
 
 
-def sphere_panel(ax, current: np.ndarray, *, start: np.ndarray | None = None,
-                 trail: np.ndarray | None = None, title: str | None = None) -> SphereFrame:
-    """One static frame of tokens on S^2 (see ``SphereFrame``)."""
-    frame = SphereFrame(ax, current.shape[0], start=start)
+def show_tokens(points, trails, current: np.ndarray, trail: np.ndarray | None) -> None:
+    """Move the scatter ``points`` to current (n, d) and each line of ``trails`` along trail
+    (T, n, d), thinned (none: empty lines); d = 3 for artists on a 3-d axis."""
+    three = current.shape[-1] == 3
+    if three:
+        points._offsets3d = tuple(current.T)
+    else:
+        points.set_offsets(current)
+    trail = None if trail is None else thin(trail)
+    for i, line in enumerate(trails):
+        path = [[]] * current.shape[-1] if trail is None else trail[:, i].T
+        if three:
+            line.set_data_3d(*path)
+        else:
+            line.set_data(*path)
+
+
+def token_panel(ax, current: np.ndarray, *, start: np.ndarray | None = None,
+                trail: np.ndarray | None = None, title: str | None = None,
+                size: float = 22.0) -> TokenFrame:
+    """One static frame of tokens on S^1 or S^2 (see ``TokenFrame``)."""
+    frame = TokenFrame(ax, current.shape[0], start=start, size=size)
     frame.show(current, trail=trail, title=title)
     return frame
+
+
+def token_movie(states: np.ndarray, title: Callable[[int], str], frames: Sequence[int],
+                request: FigureRequest, stem: str, *, size: float = 22.0,
+                figsize: tuple[float, float] = (3.6, 3.6),
+                camera: Callable[[Any, int], None] | None = None) -> Path:
+    """``stem``.gif of tokens (T, n, 2 or 3) with their trails, frame k titled title(k);
+    ``camera(ax, k)`` turns a 3-d axis per frame."""
+    fig = plt.figure(figsize=figsize)
+    ax = fig.add_subplot(projection="3d" if states.shape[-1] == 3 else None)
+    frame = TokenFrame(ax, states.shape[1], start=states[0], size=size)
+
+    def draw(k: int) -> None:
+        frame.show(states[k], trail=states[: k + 1], title=title(k))
+        if camera is not None:
+            camera(ax, k)
+
+    return save_movie(fig, draw, frames, request, stem)
 
 
 def view_towards(ax, point: np.ndarray, azimuth_offset: float = 40.0) -> None:

@@ -47,6 +47,11 @@ class FigureRequest:
     seed: int = 0
     tiny: bool = False
 
+    @property
+    def size(self) -> str:
+        """The size asked for by name: tiny, quick or full."""
+        return "tiny" if self.tiny else ("quick" if self.quick else "full")
+
     def pick(self, quick: Any, full: Any, tiny: Any = None) -> Any:
         """The size for this request: tiny (when asked and given), quick or full."""
         if self.tiny and tiny is not None:
@@ -135,20 +140,25 @@ def store_path(request: FigureRequest, figure_id: str) -> Path:
 
 def make(figure_id: str, request: FigureRequest, *, replot: bool = False) -> FigureReport:
     """compute -> ``<out>/<ID>.zarr`` -> draw from the store (module docstring)."""
-    figure = FIGURES[figure_id]
-    if figure.compute is None:
-        return _report(figure, None, request)
-    path = store_path(request, figure_id)
-    if not replot:
-        try:
-            ds = figure.compute(request)
-        except Unavailable as reason:
-            return FigureReport(figure_id, skipped=str(reason))
-        write_store(ds, path, figure, request)
-    elif not (path / "zarr.json").exists() and not (path / ".zgroup").exists():
-        raise MissingStore(f"{figure_id}: no stored data at {path}; run "
-                           f"`python -m paper_repro {figure_id} --out {request.out}` first")
-    return replot_store(figure_id, path, request)
+    import xarray as xr
+
+    figure, ds, path = FIGURES[figure_id], None, store_path(request, figure_id)
+    if figure.compute is not None:
+        if not replot:
+            try:
+                computed = figure.compute(request)
+            except Unavailable as reason:
+                return FigureReport(figure_id, skipped=str(reason))
+            write_store(computed, path, figure, request)
+        elif not (path / "zarr.json").exists() and not (path / ".zgroup").exists():
+            raise MissingStore(f"{figure_id}: no stored data at {path}; run "
+                               f"`python -m paper_repro {figure_id} --out {request.out}` first")
+        ds = xr.open_zarr(path, consolidated=False).load()
+        # draw with the request the Dataset was computed for
+        request = replace(request, **{f.name: ds.attrs[f.name] for f in fields(request)
+                                      if f.name in ds.attrs})
+    files, checks = figure.draw(ds, request)
+    return FigureReport(figure_id, files, checks, store=None if ds is None else path)
 
 
 def write_store(ds: Any, path: Path, figure: Figure, request: FigureRequest) -> None:
@@ -164,21 +174,6 @@ def write_store(ds: Any, path: Path, figure: Figure, request: FigureRequest) -> 
                 **request_attrs}.items()}
     shutil.rmtree(path, ignore_errors=True)
     ds.to_zarr(path, mode="w", consolidated=False)
-
-
-def replot_store(figure_id: str, path: Path, request: FigureRequest) -> FigureReport:
-    """Draw figure_id from the Dataset at ``path``, with the request it was computed for."""
-    import xarray as xr
-
-    ds = xr.open_zarr(path, consolidated=False).load()
-    stored = {f.name: ds.attrs[f.name] for f in fields(request) if f.name in ds.attrs}
-    return _report(FIGURES[figure_id], ds, replace(request, **stored))
-
-
-def _report(figure: Figure, ds: Any, request: FigureRequest) -> FigureReport:
-    files, checks = figure.draw(ds, request)
-    store = None if figure.compute is None else store_path(request, figure.figure_id)
-    return FigureReport(figure.figure_id, files, checks, store=store)
 
 
 def dataset(data_vars: dict[str, Any], coords: dict[str, Any] | None = None,
@@ -223,12 +218,15 @@ def _jsonable(value: Any) -> Any:
 
 def save_figure(fig, request: FigureRequest, stem: str, data: dict[str, Any],
                 checks: list[Check] = ()) -> list[Path]:
-    """Write ``stem``.png, .pdf and .json (data, checks, request, version) into request.out.
+    """Write ``stem``.png, .pdf and .json (data, checks, request, version) into request.out
+    and close ``fig``.
 
     The JSON holds ``data`` (the numbers the figure shows and its parameters) with the
     figure name, package version, quick flag, scheme, seed and the checks as dicts. NaN and
     infinities are written as null, so the file is standard JSON.
     """
+    import matplotlib.pyplot as plt
+
     request.out.mkdir(parents=True, exist_ok=True)
     paths = [request.out / f"{stem}.png", request.out / f"{stem}.pdf", request.out / f"{stem}.json"]
     fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight")
@@ -238,4 +236,5 @@ def save_figure(fig, request: FigureRequest, stem: str, data: dict[str, Any],
               "tiny": request.tiny, "scheme": request.scheme, "seed": request.seed,
               **data, "checks": list(checks)}
     paths[2].write_text(json.dumps(_jsonable(record), indent=1, allow_nan=False))
+    plt.close(fig)
     return paths

@@ -18,7 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from paper_repro.registry import Check, FigureRequest, register, save_figure
@@ -44,19 +43,6 @@ def study_config(request: FigureRequest) -> Any:
     return parse_config(data)
 
 
-def run_v1_study(request: FigureRequest, store: Path) -> tuple[Any, Any]:
-    """(Dataset with the summary merged in, config) of the study run into ``store``."""
-    from experiments.registry import STUDY_KINDS
-    from experiments.runner import run_study
-    from experiments.store import open_dataset
-
-    config = study_config(request)
-    run_study(config, store, quiet=True, log=lambda line: None)
-    ds = open_dataset(store).load()
-    summary = STUDY_KINDS[config.study].summarize(ds, config)
-    return ds.drop_vars([v for v in summary.data_vars if v in ds]).merge(summary), config
-
-
 def _same_limit_check(ds: Any, config: Any) -> Check:
     """Masks that keep the diagonal (AnSAN, PrFlash, DMA) leave token 0 alone with itself,
     so it moves as under the reference; once both flows are delta-clustered every token is
@@ -79,8 +65,18 @@ def _same_limit_check(ds: Any, config: Any) -> Check:
 
 
 def compute(request: FigureRequest):
+    """The study, run into a temporary store, with its summary merged in."""
+    from experiments.registry import STUDY_KINDS
+    from experiments.runner import run_study
+    from experiments.store import open_dataset
+
+    config = study_config(request)
     with tempfile.TemporaryDirectory() as tmp:
-        return run_v1_study(request, Path(tmp) / "variant_flows.zarr")[0]
+        store = Path(tmp) / "variant_flows.zarr"
+        run_study(config, store, quiet=True, log=lambda line: None)
+        ds = open_dataset(store).load()
+    summary = STUDY_KINDS[config.study].summarize(ds, config)
+    return ds.drop_vars([v for v in summary.data_vars if v in ds]).merge(summary)
 
 
 @register("V1", "does compressing the KV cache change how fast tokens cluster?", compute)
@@ -112,6 +108,4 @@ def draw(ds, request: FigureRequest):
         f"{n} {t:.2f}" for n, t in zip(names, median, strict=True)) + "; draws clustering "
         f"before {reference}: " + ", ".join(f"{n} {round(f * seeds)}/{seeds}" for n, f in
                                             zip(names, faster, strict=True) if n != reference))]
-    files = save_figure(fig, request, "variant_flows", data, checks)
-    plt.close(fig)
-    return files, checks
+    return save_figure(fig, request, "variant_flows", data, checks), checks

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from attention.reference import as_batch_of_heads
 from attention.triton.kernels import INTERPRET
 from attention.triton.launch import (
     DTYPES,
@@ -62,22 +63,9 @@ def attend_any(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: Any, *,
                normalization: str = "softmax", causal: bool = False) -> torch.Tensor:
     """A v for q (..., n, e), k (..., m, e), v (..., m, f) with broadcasting leading axes;
     beta is a number or broadcasts against (..., 1, 1)."""
-    lead = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
-    n, e, m, f = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    q4 = q.expand(*lead, n, e).reshape(-1, 1, n, e)
-    k4 = k.expand(*lead, m, e).reshape(-1, 1, m, e)
-    v4 = v.expand(*lead, m, f).reshape(-1, 1, m, f)
-    if isinstance(beta, torch.Tensor) and beta.ndim:
-        b = beta.to(q.device)
-        b = b.reshape(*b.shape[:-2]) if b.ndim >= 2 else b
-        beta = torch.broadcast_to(b, lead).reshape(-1, 1)
+    q4, k4, v4, beta, lead = as_batch_of_heads(q, k, v, beta)
     out = fused_attention(q4, k4, v4, beta, normalization=normalization, causal=causal)
-    return out.reshape(*lead, n, f)
-
-
-def available() -> bool:
-    """True when a CUDA device is present (or the interpreter is on)."""
-    return INTERPRET or torch.cuda.is_available()
+    return out.reshape(*lead, q.shape[-2], v.shape[-1])
 
 
 __all__ = [
@@ -88,7 +76,6 @@ __all__ = [
     "Tiles",
     "attend",
     "attend_any",
-    "available",
     "flow_rhs",
     "fused_attention",
     "pairwise_extreme",

@@ -25,6 +25,7 @@ accumulators (3.3x the online kernel at n = 2^20, d = 3 on an H100).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 import triton
 
 from attention.masks import KernelBias
-from attention.reference import NORMALIZATIONS
+from attention.reference import check_normalization
 from attention.triton import kernels, lowdim
 from attention.triton.masks import Plan, distance_bias, key_bias_tensor, plan_mask
 
@@ -78,7 +79,6 @@ LOWDIM_KEY = ["n_bucket", "m_bucket", "E", "F", "NORM", "CAUSAL", "EPILOGUE", "S
               "V_IS_K", "FAST_EXP", "ACC_F64"]
 AUTOTUNE_KEY = ["n_bucket", "m_bucket", "E", "F", "NORM", "ITER", "RULE", "BIAS", "KEY_BIAS",
                 "EPILOGUE", "SEPARATE", "USE_DOT", "PRECISION", "PV_FMA"]
-_AUTOTUNED: dict[str, Any] = {}
 
 
 def runs_here(t: torch.Tensor) -> bool:
@@ -88,19 +88,14 @@ def runs_here(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" if kernels.INTERPRET else t.device.type == "cuda"
 
 
-def _kernel(family: str):
-    if family not in _AUTOTUNED:
-        configs = [t.config() for t in FAMILIES[family]]
-        _AUTOTUNED[family] = triton.autotune(configs=configs, key=AUTOTUNE_KEY)(
-            kernels.attention_kernel)
-    return _AUTOTUNED[family]
-
-
-def _lowdim_kernel():
-    if "lowdim" not in _AUTOTUNED:
-        _AUTOTUNED["lowdim"] = triton.autotune(
-            configs=[t.config() for t in LOWDIM_TILES], key=LOWDIM_KEY)(lowdim.lowdim_kernel)
-    return _AUTOTUNED["lowdim"]
+@functools.cache
+def _autotuned(family: str):
+    """The kernel of a family (``FAMILIES``, or "lowdim") autotuned over its tiles."""
+    if family == "lowdim":
+        tiles, key, kernel = LOWDIM_TILES, LOWDIM_KEY, lowdim.lowdim_kernel
+    else:
+        tiles, key, kernel = FAMILIES[family], AUTOTUNE_KEY, kernels.attention_kernel
+    return triton.autotune(configs=[t.config() for t in tiles], key=key)(kernel)
 
 
 def _pow2(x: int, floor: int = 1) -> int:
@@ -181,8 +176,6 @@ def _strides(q, k, v, x, out, lse, beta_t, separate: bool) -> dict[str, int]:
     ls = lse.stride() if lse is not None else (0, 0, 0)
     strides.update(sxb=xs[0], sxn=xs[1], sxf=xs[2], sob=sob, soh=soh, son=son, sof=sof,
                    slb=ls[0], slh=ls[1], sln=ls[2], sbb=beta_t.stride(0), sbh=beta_t.stride(1))
-    strides.update(dict.fromkeys(("skbb", "skbh", "skbn", "smb", "smh", "smn", "smm", "snb",
-                                  "snq", "sib", "siq"), 0))
     return strides
 
 
@@ -235,8 +228,7 @@ def fused_attention(
                 case), or "auto": lowdim where it applies and ``pv`` is "auto"
     """
     _check_inputs(q, k, v)
-    if normalization not in NORMS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    check_normalization(normalization)
     if heads not in ("separate", "sum"):
         raise ValueError(f"heads must be 'separate' or 'sum', got {heads!r}")
     if epilogue not in EPILOGUES:
@@ -271,13 +263,11 @@ def fused_attention(
             bias_kind, bias_tensors = distance_bias(bias, H, acc_dtype, device)
     block = 32 if kernels.INTERPRET else 64
     plan: Plan = plan_mask(mask, causal, B, H, n, m, device, step=step, block=block)
-    kb_strides = {"skbb": 0, "skbh": 0, "skbn": 0}
+    kb_strides: dict[str, int] = {}
     if key_bias is not None:
         kb, kb_strides = key_bias_tensor(key_bias, B, H, m, acc_dtype, device)
         bias_tensors["KB"] = kb
 
-    if plan.iter == kernels.ITER_CAUSAL and n != m:
-        raise ValueError(f"causal and anchored masks need n == m, got n={n}, m={m}")
     beta_t = _beta_tensor(beta, B, H, acc_dtype, device)
     out = torch.empty((B, H, n, f) if separate else (B, n, f), dtype=dtype, device=device)
     lse = torch.empty((B, H, n), dtype=acc_dtype, device=device) if return_lse else None
@@ -307,9 +297,9 @@ def fused_attention(
                "ANC_CUM": dummy_i, "MASK": torch.zeros(1, dtype=torch.uint8, device=device),
                "FULL_NUM": dummy_i, "FULL_IDX": dummy_i, "PART_NUM": dummy_i,
                "PART_IDX": dummy_i, **bias_tensors, **plan.tensors}
-    strides = _strides(q, k, v, x, out, lse, beta_t, separate)
-    strides.update(kb_strides)
-    strides.update(plan.strides)
+    plan_strides = ("skbb", "skbh", "skbn", "smb", "smh", "smn", "smm", "snb", "snq", "sib", "siq")
+    strides = {**_strides(q, k, v, x, out, lse, beta_t, separate),
+               **dict.fromkeys(plan_strides, 0), **kb_strides, **plan.strides}  # 0: not read
 
     scalars = {"n": n, "m": m, "H": H, "GROUP": H // G, "blk": max(plan.block, 1),
                **_buckets(n, m, B, H, separate)}
@@ -328,7 +318,7 @@ def fused_attention(
         tiles, step_m = Tiles(size, size, 4, 1), plan.block
     if tiles is not None and tiles.block_m % tiles.block_n and plan.iter == kernels.ITER_CAUSAL:
         raise ValueError("the causal band needs block_m to be a multiple of block_n")
-    _run(kernels.attention_kernel, lambda: _kernel(_family(dtype, e, f)), launch, tiles,
+    _run(kernels.attention_kernel, lambda: _autotuned(_family(dtype, e, f)), launch, tiles,
          (n, B, H if separate else 1), step_m)
     return (out, lse) if return_lse else out
 
@@ -364,8 +354,6 @@ def _launch_lowdim(q, k, v, x, out, lse, beta_t, normalization: str, causal: boo
     f64 = q.dtype == torch.float64
     kmax = torch.linalg.vector_norm(k.to(beta_t.dtype), dim=-1).amax(dim=2)  # (B|1, G)
     strides = _strides(q, k, v, x, out, lse, beta_t, separate)
-    for name in ("skbb", "skbh", "skbn", "smb", "smh", "smn", "smm", "snb", "snq", "sib", "siq"):
-        del strides[name]
     strides.update(skmb=kmax.stride(0) if kmax.shape[0] > 1 else 0, skmg=kmax.stride(1))
     launch = {"Q": q, "K": k, "V": v, "X": x if x is not None else out, "OUT": out,
               "LSE": lse if lse is not None else kmax, "BETA": beta_t, "KMAX": kmax,
@@ -377,7 +365,8 @@ def _launch_lowdim(q, k, v, x, out, lse, beta_t, normalization: str, causal: boo
                          and v.stride() == k.stride()),
               "FAST_EXP": lowdim.FAST_EXP and not (f64 or kernels.INTERPRET),
               "ACC_F64": f64}
-    _run(lowdim.lowdim_kernel, _lowdim_kernel, launch, tiles, (n, B, H if separate else 1))
+    _run(lowdim.lowdim_kernel, lambda: _autotuned("lowdim"), launch, tiles,
+         (n, B, H if separate else 1))
 
 
 def pairwise_extreme(x: torch.Tensor, largest: bool = False) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attention.masks import BlockLayout, KernelBias, KernelPlan
+from attention.masks import BlockLayout, KernelBias, KernelPlan, square_positions
 from attention.triton import kernels
 
 LOG2E = kernels.LOG2E
@@ -85,7 +85,9 @@ def _lists_plan(layouts: tuple[BlockLayout, ...], rule: int, B: int, device) -> 
 
 
 def _from_host(kp: KernelPlan, B: int, H: int, n: int, m: int, device) -> Plan:
-    """The tensors of a host plan (module docstring)."""
+    """The tensors of a host plan (module docstring); the causal band needs n == m."""
+    if kp.visit == "causal":
+        square_positions(n, m)
     if kp.visit == "lists":
         plan = _lists_plan(kp.layouts, RULES[kp.rule], B, device)
     else:
@@ -107,17 +109,13 @@ def plan_mask(mask: Any, causal: bool, B: int, H: int, n: int, m: int, device,
             raise ValueError(f"the only mask given by name is 'causal', got {mask!r}")
         mask, causal = None, True
     if mask is None:
-        kp = KernelPlan("causal", "causal") if causal else KernelPlan()
-        if causal and n != m:
-            raise ValueError(f"mask objects need as many keys as queries, got n={n}, m={m}")
-        return _from_host(kp, B, H, n, m, device)
+        return _from_host(KernelPlan("causal", "causal") if causal else KernelPlan(), B, H, n, m,
+                          device)
     if isinstance(mask, (np.ndarray, torch.Tensor)):
-        allowed = mask
         if causal:
-            tri = torch.ones(n, m, dtype=torch.bool).tril()
-            allowed = torch.as_tensor(np.asarray(allowed) if isinstance(allowed, np.ndarray)
-                                      else allowed.cpu(), dtype=torch.bool) & tri
-        return _dense_plan(allowed, B, H, n, m, device)
+            mask = torch.as_tensor(mask, device=device).bool() & torch.ones(
+                n, m, dtype=torch.bool, device=device).tril()
+        return _dense_plan(mask, B, H, n, m, device)
     kp = mask if isinstance(mask, KernelPlan) else mask.kernel_plan(
         n, m, step=step, batch=B, block=block, causal=causal)
     return _from_host(kp, B, H, n, m, device)

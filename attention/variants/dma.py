@@ -26,6 +26,7 @@ import numpy as np
 
 from attention.array_api import Array, namespace, to_numpy
 from attention.masks import Bias, KernelBias, as_backend_mask
+from attention.reference import four_d
 
 FORMS = ("exp", "linear")
 
@@ -90,9 +91,7 @@ class DynamicMaskBias(Bias):
             return allowed
         if allowed is None:
             raise ValueError("DMA's top-w mask needs the base mask (use a causal or full mask)")
-        a = as_backend_mask(allowed, bias)
-        a = a if a.ndim != 2 else a[None, None]
-        a = a if a.ndim != 3 else a[:, None]
+        a = four_d(as_backend_mask(allowed, bias))
         return a & (_ranks(bias[:, :, 0, :], a) < self.window)
 
 

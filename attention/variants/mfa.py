@@ -24,14 +24,12 @@ un-rotated key, builds the value from it and rotates the key at score time;
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from attention.array_api import Array, namespace
-from attention.masks import convert_arrays
 from attention.positional import Rope
-from attention.variants.standard import check_weight
+from attention.variants.standard import Heads, check_weight
 
 
 def _matrix(name: str, w: Any, rows: int | None = None) -> tuple[int, int]:
@@ -45,7 +43,7 @@ def _matrix(name: str, w: Any, rows: int | None = None) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class FactorizedHeads:
+class FactorizedHeads(Heads):
     """Heads of MFA (``key_reuse=False``: S_v given) or MFA-KR (``key_reuse=True``: N, alpha)."""
 
     S_q: Any
@@ -91,16 +89,8 @@ class FactorizedHeads:
             )
         if self.rope is not None and C % 2:
             raise ValueError(f"RoPE needs an even head dimension C, got {C}")
-        for key, value in (("n_heads", m), ("n_groups", 1), ("d_in", d), ("head_dim", C),
-                           ("value_dim", C), ("d_out", d_out), ("query_dim", c_q)):
-            object.__setattr__(self, key, value)
-
-    @property
-    def default_scale(self) -> float:
-        return 1.0 / math.sqrt(self.head_dim)
-
-    def on(self, like: Array) -> FactorizedHeads:
-        return convert_arrays(self, like)
+        self._derive(n_heads=m, n_groups=1, d_in=d, head_dim=C, value_dim=C, d_out=d_out,
+                     query_dim=c_q)
 
     def _rot(self, a: Array, pos: Any) -> Array:
         return a if self.rope is None else self.rope(a, pos)

@@ -24,13 +24,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from attention.array_api import Array, namespace
-from attention.masks import convert_arrays
 from attention.positional import Rope
-from attention.variants.standard import check_weight
+from attention.variants.standard import Heads, check_weight
 
 
 @dataclass(frozen=True)
-class LatentHeads:
+class LatentHeads(Heads):
     """Heads of MLA (module docstring); ``absorbed`` selects the decode-time factorisation."""
 
     W_DKV: Any
@@ -68,14 +67,10 @@ class LatentHeads:
             raise ValueError("MLA head dimensions do not fit: W_UQ/W_UK, W_QR/W_KR, W_UV/W_O")
         if d_r % 2:
             raise ValueError(f"the decoupled RoPE dimension d_r must be even, got {d_r}")
-        e = d_c + d_r if self.absorbed else d_h + d_r
-        derived = {
-            "n_heads": H, "n_groups": 1 if self.absorbed else H, "d_in": d, "head_dim": e,
-            "value_dim": d_c if self.absorbed else d_v, "d_out": d_out, "latent_dim": d_c,
-            "rope_dim": d_r, "qk_dim": d_h,
-        }
-        for key, value in derived.items():
-            object.__setattr__(self, key, value)
+        self._derive(n_heads=H, n_groups=1 if self.absorbed else H, d_in=d,
+                     head_dim=d_c + d_r if self.absorbed else d_h + d_r,
+                     value_dim=d_c if self.absorbed else d_v, d_out=d_out, latent_dim=d_c,
+                     rope_dim=d_r, qk_dim=d_h)
 
     @property
     def default_scale(self) -> float:
@@ -84,9 +79,6 @@ class LatentHeads:
 
     def absorb(self) -> LatentHeads:
         return replace(self, absorbed=True)
-
-    def on(self, like: Array) -> LatentHeads:
-        return convert_arrays(self, like)
 
     def queries(self, x: Array, pos: Any) -> Array:
         xp = namespace(x)

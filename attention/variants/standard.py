@@ -21,10 +21,6 @@ from attention.masks import convert_arrays
 from attention.positional import Rope
 
 
-def _mT(a: Array) -> Array:
-    return namespace(a).matrix_transpose(a)
-
-
 def check_weight(name: str, w: Any, rows: int | None = None) -> tuple[int, int, int]:
     """(count, rows, cols) of a stack of matrices (count, rows, cols)."""
     if getattr(w, "ndim", None) != 3:
@@ -36,8 +32,24 @@ def check_weight(name: str, w: Any, rows: int | None = None) -> tuple[int, int, 
     return c, r, k
 
 
+class Heads:
+    """What the heads of every variant share: sizes derived once (``_derive``), the score
+    scale 1/sqrt(head_dim) by default, and ``on`` (their ``ARRAYS`` moved to a backend)."""
+
+    def _derive(self, **sizes: int) -> None:
+        for key, value in sizes.items():
+            object.__setattr__(self, key, value)
+
+    @property
+    def default_scale(self) -> float:
+        return 1.0 / math.sqrt(self.head_dim)
+
+    def on(self, like: Array) -> Any:
+        return convert_arrays(self, like)
+
+
 @dataclass(frozen=True)
-class Projections:
+class Projections(Heads):
     """Heads of MHA / GQA / MQA (module docstring). ``heads``/``groups``/``d`` are needed
     only where every array that would fix them is None."""
 
@@ -87,16 +99,7 @@ class Projections:
         if self.rope is not None and e % 2:
             raise ValueError(f"RoPE needs an even head dimension, got {e}")
         d_out = self.W_O.shape[-1] if self.W_O is not None else f
-        for key, value in (("n_heads", H), ("n_groups", G), ("d_in", d), ("head_dim", e),
-                           ("value_dim", f), ("d_out", int(d_out))):
-            object.__setattr__(self, key, value)
-
-    @property
-    def default_scale(self) -> float:
-        return 1.0 / math.sqrt(self.head_dim)
-
-    def on(self, like: Array) -> Projections:
-        return convert_arrays(self, like)
+        self._derive(n_heads=H, n_groups=G, d_in=d, head_dim=e, value_dim=f, d_out=int(d_out))
 
     def _map(self, x: Array, w: Any, count: int) -> Array:
         xp = namespace(x)

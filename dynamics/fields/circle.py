@@ -28,7 +28,7 @@ from attention.array_api import Array, asarray_like, namespace
 from attention.reference import Normalization, check_normalization
 from attention.router import PATHS, attend_fast
 from dynamics.fields.base import Field, check_batch, per_member
-from dynamics.space import ANGLES, Angles, angles_to_points
+from dynamics.space import ANGLES, angles_to_points
 from dynamics.validation import check_real
 
 
@@ -67,9 +67,7 @@ class CircleAttention(Field):
             raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
         check_real("beta", self.beta)
 
-    @property
-    def space(self) -> Angles:
-        return ANGLES
+    space = ANGLES
 
     time_dependent = False
 
@@ -129,9 +127,7 @@ class Kuramoto(Field):
                 f"omega must be a scalar, (n,) or (batch, n), got shape {np.shape(self.omega)}"
             )
 
-    @property
-    def space(self) -> Angles:
-        return ANGLES
+    space = ANGLES
 
     time_dependent = False
 

@@ -83,9 +83,7 @@ class NormalizedAttention(Wrapper):
         if not isinstance(self.attention.space, (Sphere, Euclidean)):
             raise TypeError("attention must act on tokens (batch, n, d)")
 
-    @property
-    def space(self) -> Euclidean:
-        return EUCLIDEAN
+    space = EUCLIDEAN
 
     def check(self, x: Array) -> None:
         """Raise if a token is zero (no direction) or the attention does not fit x."""

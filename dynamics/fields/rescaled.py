@@ -22,7 +22,7 @@ from attention.array_api import Array, asarray_like, expm, namespace
 from attention.router import attend_fast
 from dynamics.fields.attention import PureSelfAttention, SelfAttention
 from dynamics.fields.base import Wrapper
-from dynamics.space import EUCLIDEAN, Euclidean
+from dynamics.space import EUCLIDEAN
 
 
 def _times_like(t: Any, like: Array) -> Array:
@@ -73,9 +73,7 @@ class RescaledSelfAttention(Wrapper):
     INNER: ClassVar[str] = "attention"
     time_dependent = True  # e^{tV} enters the weights
 
-    @property
-    def space(self) -> Euclidean:
-        return EUCLIDEAN
+    space = EUCLIDEAN
 
     def weights_input(self, t: Any, z: Array) -> Array:
         """e^{tV} z_i, the tokens whose attention matrix drives z (that is, x)."""

@@ -453,22 +453,20 @@ def integrate_diffrax(
     x0: Array,
     times: Any,
     *,
-    solver: str = "dopri5",
-    rtol: float = 1e-6,
-    atol: float = 1e-9,
     observe: Callable[[Array], Array] | None = None,
-    delta: float | None = None,
-    max_steps: int = 100_000,
+    progress: Any = None,
+    **options: Any,
 ) -> RawSolution:
-    """The driver behind ``simulate`` for JAX arrays and adaptive methods.
+    """The driver behind ``simulate`` for JAX arrays and adaptive methods; ``options`` are
+    :func:`diffrax_flow`'s (solver, rtol, atol, delta, max_steps).
 
     Returns values (batch, T, ...) = observe(states) (a JAX array), and host arrays
     cluster_time (batch,) (NaN: never; all NaN without ``delta``), accepted, rejected.
+    One compiled solve reports no ``progress``.
     Raises RuntimeError when a member runs out of ``max_steps`` or the solve fails.
     """
-    flow = diffrax_flow(
-        field, x0, times, solver=solver, rtol=rtol, atol=atol, delta=delta, max_steps=max_steps
-    )
+    flow = diffrax_flow(field, x0, times, **options)
+    solver, max_steps = flow.config.solver, flow.config.max_steps
     sol = flow(x0)
     out_of_steps = np.asarray(sol.out_of_steps)
     if out_of_steps.any():

@@ -38,12 +38,11 @@ from functools import cache, partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dynamics.fields.attention import SA
 from dynamics.integrators.schemes import ClassicalRK4
 from experiments.bench.cli import run_suite_command
-from experiments.bench.gpu import cuda_rates, fused, fused_online, padded_sdpa_rhs
+from experiments.bench.gpu import cuda_rates, fused, padded_sdpa_rhs, tokens
 from experiments.bench.registry import Case, Grid, Implementation, Ratio, Suite
 
 
@@ -64,7 +63,8 @@ def _rk4(f, x, h: float, norm):
 
 
 # -- the package's default path ------------------------------------------------------------
-def _default(case: Case, x):
+def _default(case: Case, x0: np.ndarray, backend: str = "numpy"):
+    x = x0.astype(case.dtype) if backend == "numpy" else tokens(case, x0)
     field = SA(case.beta)
     scheme = ClassicalRK4()
     return {
@@ -73,21 +73,7 @@ def _default(case: Case, x):
     }
 
 
-def _default_numpy(case: Case, x0: np.ndarray):
-    return _default(case, x0.astype(case.dtype))
-
-
-def _default_torch(case: Case, x0: np.ndarray):
-    return _default(case, torch.from_numpy(x0.astype(case.dtype)).to(case.device))
-
-
 # -- baseline: torch SDPA + projection ------------------------------------------------------
-def _sdpa_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:
-    x4 = x[:, None]  # (batch, 1, n, d): SDPA's fused kernels need 4-d inputs
-    drive = F.scaled_dot_product_attention(x4, x4, x4, scale=beta)[:, 0]
-    return drive - (x * drive).sum(dim=-1, keepdim=True) * x
-
-
 def _torch_norm(y: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(y, dim=-1, keepdim=True)
 
@@ -104,16 +90,14 @@ def _dense_torch_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:
 
 def dense_torch(case: Case, x0: np.ndarray):
     """The materialised version on the GPU: one (batch, n, n) buffer for the scores."""
-    x = torch.from_numpy(x0.astype(case.dtype)).to(case.device)
+    x = tokens(case, x0)
     f = partial(_dense_torch_rhs, beta=case.beta)
     return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _torch_norm)}
 
 
 def _sdpa(case: Case, x0: np.ndarray):
-    x = torch.from_numpy(x0.astype(case.dtype)).to(case.device)
-    f = partial(_sdpa_rhs, beta=case.beta)
-    if case.device != "cpu":
-        f = partial(padded_sdpa_rhs, beta=case.beta)
+    x = tokens(case, x0)
+    f = partial(padded_sdpa_rhs, beta=case.beta)
     return {"rhs": lambda: f(x), "rk4": lambda: _rk4(f, x, case.h, _torch_norm)}
 
 
@@ -184,26 +168,14 @@ def _work(case: Case, op: str) -> dict[str, float]:
     return {"exp": float(n2), "flop": float(4 * n2 * case.d)}
 
 
-def _gpu_implementations() -> tuple[Implementation, ...]:
-    """The paths added on CUDA (``Suite.for_device``); the fused one first: the reference
-    for agreement and the path set against the limit."""
-    return (
-        Implementation("triton-fused", "default", "fused Triton field (dynamics.gpu), CUDA",
-                       fused, devices=("cuda",)),
-        Implementation("triton-online", "baseline", "the fused field on the online-softmax "
-                       "kernel", fused_online, devices=("cuda",)),
-        Implementation("torch-dense", "baseline", "torch on the GPU: n x n scores, softmax, "
-                       "matmul, projection", dense_torch, stores_dense=True, devices=("cuda",)),
-    )
-
-
 SUITE = Suite(
     name="rhs-rk4",
     summary="one SA right-hand side and one RK4 step on the sphere",
     ops=("rhs", "rk4"),
     implementations=(
-        Implementation("default-numpy", "default", "SA(beta)(0, x), x numpy", _default_numpy),
-        Implementation("default-torch", "default", "SA(beta)(0, x), x torch", _default_torch,
+        Implementation("default-numpy", "default", "SA(beta)(0, x), x numpy", _default),
+        Implementation("default-torch", "default", "SA(beta)(0, x), x torch",
+                       partial(_default, backend="torch"),
                        devices=("cpu", "cuda")),
         Implementation("sdpa", "baseline", "torch SDPA (4-d) + projection", _sdpa,
                        devices=("cpu", "cuda")),
@@ -227,7 +199,16 @@ SUITE = Suite(
     quick=Grid(n=(256, 1024), d=(3, 64), dtypes=("float32", "float64")),
     limit=_limit,
     work=_work,
-    device_implementations={"cuda": _gpu_implementations()},
+    # the paths added on CUDA (``Suite.for_device``); the fused one first: the reference for
+    # agreement and the path set against the limit
+    device_implementations={"cuda": (
+        Implementation("triton-fused", "default", "fused Triton field (dynamics.gpu), CUDA",
+                       fused, devices=("cuda",)),
+        Implementation("triton-online", "baseline", "the fused field on the online-softmax "
+                       "kernel", partial(fused, kernel="online"), devices=("cuda",)),
+        Implementation("torch-dense", "baseline", "torch on the GPU: n x n scores, softmax, "
+                       "matmul, projection", dense_torch, stores_dense=True, devices=("cuda",)),
+    )},
     device_grids={"cuda": (Grid(n=(4096, 65536, 1 << 20), d=(3, 16, 64, 128), dtypes=("float32",)),
                            Grid(n=(4096,), d=(3, 64), dtypes=("float32",)))},
 )

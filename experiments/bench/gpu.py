@@ -2,12 +2,14 @@
 
 * ``fused``           - the package's fused field (``dynamics.gpu.fuse(SA(beta))``): one
                         Triton launch per right-hand side, as ``simulate`` runs on CUDA;
-* ``fused_online``    - the same field forced onto the online-softmax kernel (at d <= 4 the
-                        default is the low-dimensional kernel, ``attention/triton/lowdim.py``);
-* ``padded_sdpa_rhs`` - torch SDPA + projection. SDPA's memory-efficient kernel needs the
-                        head dimension to be a multiple of 4 (float32) or 8 (16-bit): d is
-                        zero-padded to that (the inner products and the weighted sum do not
-                        change), else torch silently falls back to its n x n math kernel;
+                        ``kernel="online"`` forces it onto the online-softmax kernel (at
+                        d <= 4 the default is the low-dimensional kernel,
+                        ``attention/triton/lowdim.py``);
+* ``padded_sdpa_rhs`` - torch SDPA + projection (on every device). On CUDA, SDPA's
+                        memory-efficient kernel needs the head dimension to be a multiple of 4
+                        (float32) or 8 (16-bit): d is zero-padded to that (the inner products
+                        and the weighted sum do not change), else torch silently falls back
+                        to its n x n math kernel;
 * ``cuda_rates``      - the card's limits, measured once: float32 and TF32 GEMM rates
                         (cuBLAS, 8192^3) and the exp2 rate of the special-function units (a
                         Triton kernel of independent exp2 chains in registers).
@@ -33,26 +35,23 @@ from dynamics.integrators.schemes import ClassicalRK4
 from experiments.bench.registry import Case
 
 
-def _tokens(case: Case, x0: np.ndarray) -> torch.Tensor:
+def tokens(case: Case, x0: np.ndarray) -> torch.Tensor:
+    """The float64 tokens ``x0`` as a torch tensor of the case's dtype on its device."""
     return torch.from_numpy(x0.astype(case.dtype)).to(case.device)
 
 
 def fused(case: Case, x0: np.ndarray, kernel: str = "auto"):
-    x = _tokens(case, x0)
+    x = tokens(case, x0)
     field = fuse(SA(case.beta), kernel=kernel).on(x)
     scheme = ClassicalRK4()
     return {"rhs": lambda: field(0.0, x), "rk4": lambda: scheme.step(field, 0.0, x, case.h)}
 
 
-def fused_online(case: Case, x0: np.ndarray):
-    """The fused field forced onto the FlashAttention (online-softmax) kernel."""
-    return fused(case, x0, kernel="online")
-
-
 def padded_sdpa_rhs(x: torch.Tensor, beta: float) -> torch.Tensor:
-    """P^perp_x softmax(beta x x^T) x through SDPA on (batch, 1, n, d') inputs, d' >= d padded."""
+    """P^perp_x softmax(beta x x^T) x through SDPA on (batch, 1, n, d') inputs (the shape its
+    fused kernels take), d' >= d padded on CUDA."""
     d = x.shape[-1]
-    pad = (-d) % (4 if x.dtype == torch.float32 else 8)
+    pad = (-d) % (4 if x.dtype == torch.float32 else 8) if x.is_cuda else 0
     xp = F.pad(x, (0, pad)) if pad else x
     x4 = xp[:, None]
     drive = F.scaled_dot_product_attention(x4, x4, x4, scale=beta)[:, 0, :, :d]

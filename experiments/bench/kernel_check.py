@@ -46,14 +46,12 @@ def _error(out, ref) -> float:
     return float((out - ref).abs().max() / ref.abs().max())
 
 
-def _inputs(rng, B, H, G, n, d, dtype, device):
-    def draw(*shape, scale=1.0):
-        return torch.as_tensor(scale * rng.standard_normal(shape)).to(device, dtype)
-
-    return draw(B, H, n, d, scale=0.6), draw(B, G, n, d, scale=0.6), draw(B, G, n, d)
-
-
 GROUPS = ("tiles", "lowdim", "dtypes", "pv", "precision")
+DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+
+
+def _tiles(t) -> str:
+    return f"{t.block_m}x{t.block_n} w{t.num_warps}"
 
 
 def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None,
@@ -65,6 +63,13 @@ def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None,
 
     rng = np.random.default_rng(seed)
     rows = []
+
+    def inputs(d, dtype, B=2, H=2, G=1):
+        """Random (q, k, v): H query heads, G key/value heads."""
+        def draw(*shape, scale=1.0):
+            return torch.as_tensor(scale * rng.standard_normal(shape)).to(device, dtype)
+
+        return draw(B, H, n, d, scale=0.6), draw(B, G, n, d, scale=0.6), draw(B, G, n, d)
 
     def check(group, case, dtype, fn, ref, tol):
         if group not in groups:
@@ -81,47 +86,41 @@ def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None,
         if log is not None:
             log(rows[-1])
 
+    def attention(group, case, qkv, beta, tol, causal=False, normalization="softmax",
+                  **options):
+        """``fused_attention`` of (q, k, v) against the float64 reference."""
+        q, k, v = qkv
+        check(group, case, q.dtype, lambda: fused_attention(
+            q, k, v, beta, causal=causal, normalization=normalization, **options),
+            _reference(q, k, v, beta, causal, normalization=normalization), tol)
+
     family_inputs = {"dot32s": (3, torch.float32), "dot32": (64, torch.float32),
                      "dot16": (64, torch.bfloat16), "f64": (3, torch.float64)}
     for family, tiles_list in FAMILIES.items():
         d, dtype = family_inputs[family]
         for tiles in tiles_list:
             for causal in (False, True):
-                q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
-                precision = "tf32x3"
-                check("tiles", f"{family} {tiles.block_m}x{tiles.block_n} w{tiles.num_warps} "
-                      f"causal={causal}", dtype,
-                      lambda q=q, k=k, v=v, c=causal, t=tiles, p=precision: fused_attention(
-                          q, k, v, 0.9, causal=c, tiles=t, precision=p, kernel="online"),
-                      _reference(q, k, v, 0.9, causal), TOLERANCE[dtype])
+                attention("tiles", f"{family} {_tiles(tiles)} causal={causal}",
+                          inputs(d, dtype), 0.9, TOLERANCE[dtype], causal=causal, tiles=tiles,
+                          precision="tf32x3", kernel="online")
     for tiles in LOWDIM_TILES:
         for causal in (False, True):
-            q, k, v = _inputs(rng, 2, 2, 1, n, 3, torch.float32, device)
-            check("lowdim", f"{tiles.block_m}x{tiles.block_n} w{tiles.num_warps} causal={causal}",
-                  torch.float32, lambda q=q, k=k, v=v, c=causal, t=tiles: fused_attention(
-                      q, k, v, 0.9, causal=c, tiles=t, kernel="lowdim"),
-                  _reference(q, k, v, 0.9, causal), TOLERANCE[torch.float32])
-    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            attention("lowdim", f"{_tiles(tiles)} causal={causal}", inputs(3, torch.float32),
+                      0.9, TOLERANCE[torch.float32], causal=causal, tiles=tiles, kernel="lowdim")
+    for dtype in DTYPES:
         for d in (2, 3, 4):
             for normalization in ("softmax", "usa"):
-                q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
-                check("lowdim", f"d={d} {normalization}", dtype,
-                      lambda q=q, k=k, v=v, z=normalization: fused_attention(
-                          q, k, v, 1.3, normalization=z, kernel="lowdim"),
-                      _reference(q, k, v, 1.3, False, normalization=normalization),
-                      TOLERANCE[dtype])
+                attention("lowdim", f"d={d} {normalization}", inputs(d, dtype), 1.3,
+                          TOLERANCE[dtype], normalization=normalization, kernel="lowdim")
     for beta in (30.0, 300.0):
-        q, k, v = _inputs(rng, 2, 2, 1, n, 3, torch.float32, device)
+        q, k, v = inputs(3, torch.float32)
         k[:, :, 7] *= 40.0  # one long key: the bound U_i is far above every row maximum
-        check("lowdim", f"d=3 beta={beta:g}, one key 40x longer", torch.float32,
-              lambda q=q, k=k, v=v, b=beta: fused_attention(q, k, v, b, kernel="lowdim"),
-              _reference(q, k, v, beta, False), TOLERANCE[torch.float32] * (1 + beta))
-    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        attention("lowdim", f"d=3 beta={beta:g}, one key 40x longer", (q, k, v), beta,
+                  TOLERANCE[torch.float32] * (1 + beta), kernel="lowdim")
+    for dtype in DTYPES:
         for d in (2, 3, 16, 64, 128) if dtype != torch.float64 else (2, 3, 16, 64):
-            q, k, v = _inputs(rng, 2, 2, 1, n, d, dtype, device)
-            check("dtypes", f"d={d} heads causal", dtype,
-                  lambda q=q, k=k, v=v: fused_attention(q, k, v, 1.1, causal=True),
-                  _reference(q, k, v, 1.1, True), TOLERANCE[dtype])
+            attention("dtypes", f"d={d} heads causal", inputs(d, dtype), 1.1, TOLERANCE[dtype],
+                      causal=True)
             x = torch.as_tensor(rng.standard_normal((2, n, d))).to(device, dtype)
             x = x / torch.linalg.vector_norm(x.float(), dim=-1, keepdim=True).to(dtype)
             xs = x[:, None]
@@ -130,16 +129,11 @@ def run(device: str = "cuda", n: int = 1000, seed: int = 0, log=None,
                   _reference(xs.expand(2, 2, n, d), xs, xs, 2.0, False, x),
                   TOLERANCE[dtype] * 10)
     for pv in ("dot", "fma"):
-        q, k, v = _inputs(rng, 2, 2, 1, n, 3, torch.float32, device)
-        check("pv", f"d=3 pv={pv} causal", torch.float32,
-              lambda q=q, k=k, v=v, pv=pv: fused_attention(q, k, v, 1.4, causal=True, pv=pv),
-              _reference(q, k, v, 1.4, True), TOLERANCE[torch.float32])
-    expected = {"ieee": 5e-6, "tf32x3": 5e-6, "tf32": 5e-3}
-    for precision, tol in expected.items():
-        q, k, v = _inputs(rng, 1, 2, 2, n, 64, torch.float32, device)
-        check("precision", f"d=64 {precision}", torch.float32,
-              lambda q=q, k=k, v=v, p=precision: fused_attention(q, k, v, 1.0, precision=p),
-              _reference(q, k, v, 1.0, False), tol)
+        attention("pv", f"d=3 pv={pv} causal", inputs(3, torch.float32), 1.4,
+                  TOLERANCE[torch.float32], causal=True, pv=pv)
+    for precision, tol in {"ieee": 5e-6, "tf32x3": 5e-6, "tf32": 5e-3}.items():
+        attention("precision", f"d=64 {precision}", inputs(64, torch.float32, B=1, G=2), 1.0,
+                  tol, precision=precision)
     return rows
 
 

@@ -26,37 +26,30 @@ import sys
 from typing import Any
 
 from experiments.bench.registry import Case, load_suite
-from experiments.bench.timing import fix_threads
+from experiments.bench.timing import THREAD_VARIABLES, fix_threads, proc_field
 
 
 def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"{field} not in /proc/self/status")
-
-
-def _reset_high_water() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+    value = proc_field("/proc/self/status", field)
+    if value is None:
+        raise OSError(f"{field} not in /proc/self/status")
+    return int(value.split()[0])
 
 
 def peak_of(call: Any) -> tuple[float, str]:
     """Run ``call()`` once; MiB it added at its peak over the current resident set."""
     gc.collect()
-    if _reset_high_water():
-        before = _status_kib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the resident-set high-water mark VmHWM
+    except OSError:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         call()
-        return (_status_kib("VmHWM") - before) / 1024, "VmHWM-after-clear_refs"
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (after - before) / 1024, "ru_maxrss-growth"
+    before = _status_kib("VmRSS")
     call()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024, "ru_maxrss-growth"
+    return (_status_kib("VmHWM") - before) / 1024, "VmHWM-after-clear_refs"
 
 
 def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -81,9 +74,7 @@ def measure_peak(
         "suite": suite, "path": path, "op": op, "threads": threads, "seed": seed,
         "case": dataclasses.asdict(case),
     }
-    env = dict(os.environ)
-    env.update({v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                          "MKL_NUM_THREADS")})
+    env = dict(os.environ, **dict.fromkeys(THREAD_VARIABLES, str(threads)))
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "experiments.bench.memory", json.dumps(spec)],

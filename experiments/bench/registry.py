@@ -117,17 +117,12 @@ class Suite:
 
     def grids(self, device: str) -> tuple[Grid, Grid]:
         """(full grid, quick grid) on ``device``."""
-        if self.device_grids and device in self.device_grids:
-            return self.device_grids[device]
-        return self.grid, self.quick
+        return (self.device_grids or {}).get(device, (self.grid, self.quick))
 
     def restricted(self, paths=None, ops=None) -> Suite:
         """This suite with only the named implementations and operations."""
-        names = [impl.name for impl in self.implementations]
         for name in paths or ():
-            if name not in names:
-                raise ValueError(f"suite {self.name!r} has no implementation {name!r}; "
-                                 f"it has {names}")
+            self.implementation(name)  # raises for an unknown name
         for op in ops or ():
             if op not in self.ops:
                 raise ValueError(f"suite {self.name!r} has no operation {op!r}; it has {self.ops}")

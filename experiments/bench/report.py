@@ -6,6 +6,7 @@ into BENCHMARKS.md unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,28 +34,22 @@ def _ms(v: float | None) -> str:
     return f"{v:.{digits}f}"
 
 
-def _mib(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}"
-
-
 def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _mib(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}"
+
+
 def _cases(report: Report) -> list[tuple]:
-    keys = []
-    for r in report.results:
-        key = (r["n"], r["d"], r["dtype"], r["op"])
-        if key not in keys:
-            keys.append(key)
-    return keys
+    return list(dict.fromkeys((r["n"], r["d"], r["dtype"], r["op"]) for r in report.results))
 
 
 def _cell(report: Report, key: tuple, path: str) -> dict[str, Any]:
-    for r in report.results:
-        if (r["n"], r["d"], r["dtype"], r["op"]) == key and r["path"] == path:
-            return r
-    return {}
+    """The result row of ``path`` at ``key`` = (n, d, dtype, op); {} where there is none."""
+    return next((r for r in report.results
+                 if (r["n"], r["d"], r["dtype"], r["op"]) == key and r["path"] == path), {})
 
 
 def machine_text(report: Report) -> str:
@@ -139,18 +134,14 @@ def memory_table(report: Report, suite: Suite) -> str:
 
 def check_table(report: Report, suite: Suite) -> str:
     names = _ran(report, suite)
-    seen, rows = set(), []
+    errors, tolerances = {}, {}
     for r in report.results:
         key = (r["check_n"], r["d"], r["dtype"], r["op"])
-        if key in seen:
-            continue
-        seen.add(key)
-        errors = []
-        for n in names:
-            err = next((x["check_error"] for x in report.results if x["path"] == n and
-                        (x["check_n"], x["d"], x["dtype"], x["op"]) == key), None)
-            errors.append("-" if err is None else f"{err:.1e}")
-        rows.append([*map(str, key), *errors, f"{r['tolerance']:.1e}"])
+        tolerances.setdefault(key, r["tolerance"])
+        errors.setdefault((key, r["path"]), r["check_error"])
+    rows = [[*map(str, key), *("-" if errors.get((key, n)) is None else f"{errors[key, n]:.1e}"
+                               for n in names), f"{tolerance:.1e}"]
+            for key, tolerance in tolerances.items()]
     return markdown_table(["n", "d", "dtype", "op", *names, "tolerance"], rows)
 
 
@@ -187,4 +178,4 @@ def render(report: Report, suite: Suite) -> str:
 
 
 def write_json(report: Report, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    Path(path).write_text(json.dumps(dataclasses.asdict(report), indent=1) + "\n")

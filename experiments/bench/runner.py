@@ -65,9 +65,6 @@ class Report:
     results: list[dict[str, Any]] = field(default_factory=list)
     ratios: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def tolerance(dtype: str) -> float:
     """Largest max |error| accepted against the float64 reference."""
@@ -83,15 +80,6 @@ def as_numpy(value: Any) -> np.ndarray:
 
 def _on_cuda(case: Case) -> bool:
     return case.device.startswith("cuda")
-
-
-def _sync(case: Case):
-    """The device synchronisation that ends a timed call (None on the CPU)."""
-    if not _on_cuda(case):
-        return None
-    import torch
-
-    return torch.cuda.synchronize
 
 
 def skip_reason(impl: Implementation, case: Case, settings: Settings) -> str | None:
@@ -141,52 +129,41 @@ def _out_of_memory(err: BaseException) -> bool:
 
 
 def _time_case(suite: Suite, case: Case, impls: list[Implementation], settings: Settings):
-    """Timings, agreement with the first path, GPU peaks, and paths out of GPU memory."""
+    """Timings, agreement with the first path, GPU peaks, and paths out of GPU memory.
+
+    On the CPU all paths are timed together (``timing.measure``); on CUDA one path at a
+    time, each call synchronised, freeing GPU memory in between.
+    """
     x0 = suite.inputs(case, settings.seed)
     prepared = {impl.name: impl.prepare(case, x0) for impl in impls}
-    if _on_cuda(case):
-        return _time_cuda(suite, case, prepared, settings)
-    timings, agreement = {}, {}
-    for op in suite.ops:
-        calls = {name: ops[op] for name, ops in prepared.items()}
-        op_timings, outputs = measure(
-            calls, settings.repeats, warmup=settings.warmup, pause_s=settings.pause_s,
-            interleave=settings.interleave,
-        )
-        first = as_numpy(outputs[impls[0].name])
-        for name, timing in op_timings.items():
-            timings[name, op] = timing
-            agreement[name, op] = float(np.max(np.abs(as_numpy(outputs[name]) - first)))
-        del outputs
-    return timings, agreement, {}, {}
-
-
-def _time_cuda(suite: Suite, case: Case, prepared, settings: Settings):
-    """One path at a time (freeing GPU memory in between), each call synchronised."""
+    cuda = _on_cuda(case)
+    if cuda:
+        import torch
+    groups = [[name] for name in prepared] if cuda else [list(prepared)]
     timings, agreement, peaks, failed = {}, {}, {}, {}
-    sync = _sync(case)
     for op in suite.ops:
         first = None
-        for name, ops in prepared.items():
-            if name in failed:
-                continue
+        for group in groups:
+            calls = {name: prepared[name][op] for name in group if name not in failed}
             try:
-                op_timings, outputs = measure({name: ops[op]}, settings.repeats,
-                                              warmup=settings.warmup, pause_s=settings.pause_s,
-                                              sync=sync)
-                if settings.memory:
-                    peaks[name, op] = cuda_peak_mib(ops[op])
+                op_timings, outputs = measure(
+                    calls, settings.repeats, warmup=settings.warmup, pause_s=settings.pause_s,
+                    interleave=settings.interleave and not cuda,
+                    sync=torch.cuda.synchronize if cuda else None)
+                if cuda and settings.memory:
+                    peaks.update({(name, op): cuda_peak_mib(call) for name, call in calls.items()})
             except Exception as err:  # a GPU path may run out of memory: report it, go on
-                if not _out_of_memory(err):
+                if not (cuda and _out_of_memory(err)):
                     raise
-                failed[name] = f"out of GPU memory: {str(err).splitlines()[0][:100]}"
+                failed[group[0]] = f"out of GPU memory: {str(err).splitlines()[0][:100]}"
                 _release(case)
                 continue
-            result = as_numpy(outputs[name])
-            first = result if first is None else first
-            timings[name, op] = op_timings[name]
-            agreement[name, op] = float(np.max(np.abs(result - first)))
-            del outputs, result
+            for name in calls:
+                result = as_numpy(outputs[name])
+                first = result if first is None else first
+                timings[name, op] = op_timings[name]
+                agreement[name, op] = float(np.max(np.abs(result - first)))
+            del outputs
             _release(case)
     return timings, agreement, peaks, failed
 
@@ -236,17 +213,15 @@ def run_suite(
         skipped.update(failed)
         for impl in suite.implementations:
             for op in suite.ops:
-                row = _result_row(case, impl, op, skipped[impl.name], small, checks[small])
+                row = dict.fromkeys(RESULT_FIELDS)
+                row.update(n=case.n, d=case.d, dtype=case.dtype, batch=case.batch, op=op,
+                           path=impl.name, role=impl.role, skipped=skipped[impl.name],
+                           check_n=small.n, check_error=checks[small].get((impl.name, op)),
+                           tolerance=tolerance(case.dtype))
                 if (impl.name, op) in timings:
-                    row.update(_timing_fields(timings[impl.name, op]))
+                    _add_measurements(row, suite, impl, op, case, settings, report,
+                                      timings[impl.name, op], peaks.get((impl.name, op)))
                     row["agreement"] = agreement[impl.name, op]
-                    _add_limit(row, suite, case, op, report)
-                    _add_work(row, suite, case, op)
-                    if (impl.name, op) in peaks:
-                        row["peak_mib"] = peaks[impl.name, op]
-                        row["memory_method"] = "torch.cuda.max_memory_allocated"
-                    elif settings.memory:
-                        _add_peak(row, suite, impl, op, case, settings)
                     log(f"  {impl.name} {op}: {row['median_ms']:.4g} ms")
                 report.results.append(row)
         report.ratios.extend(_ratios(suite, case, report.results))
@@ -254,46 +229,28 @@ def run_suite(
     return report
 
 
-def _result_row(case, impl, op, skipped, small, errors) -> dict[str, Any]:
-    row = dict.fromkeys(RESULT_FIELDS)
-    row.update(n=case.n, d=case.d, dtype=case.dtype, batch=case.batch, op=op, path=impl.name,
-               role=impl.role, skipped=skipped, check_n=small.n,
-               check_error=errors.get((impl.name, op)), tolerance=tolerance(case.dtype))
-    return row
-
-
-def _add_limit(row, suite: Suite, case: Case, op: str, report: Report) -> None:
-    if suite.limit is None:
-        return
-    limit_s, rates = suite.limit(case, op)
-    report.machine.setdefault("rates", {})[case.dtype] = dict(rates)
-    row["limit_ms"] = 1e3 * limit_s
-    row["fraction_of_limit"] = row["limit_ms"] / row["median_ms"]
-
-
-def _add_work(row, suite: Suite, case: Case, op: str) -> None:
-    if suite.work is None:
-        return
-    work = suite.work(case, op)
-    seconds = row["median_ms"] / 1e3
-    row["exp_per_s"] = work["exp"] / seconds
-    row["flop_per_s"] = work["flop"] / seconds
-
-
-def _add_peak(row, suite: Suite, impl: Implementation, op: str, case: Case, settings) -> None:
-    peak = measure_peak(suite.name, impl.name, op, case, threads=settings.threads,
-                        seed=settings.seed)
-    row["peak_mib"] = peak.get("peak_mib")
-    row["memory_method"] = peak.get("method", peak.get("error"))
-
-
-def _timing_fields(timing) -> dict[str, Any]:
-    return {
-        "median_ms": 1e3 * timing.median_s,
-        "repeats": len(timing.per_call_s),
-        "calls_per_repeat": timing.calls_per_repeat,
-        "times_ms": [1e3 * t for t in timing.per_call_s],
-    }
+def _add_measurements(row, suite: Suite, impl: Implementation, op: str, case: Case,
+                      settings: Settings, report: Report, timing, cuda_peak: float | None):
+    """The timing, the limit, the achieved rates and the peak memory of one path and op."""
+    row.update(median_ms=1e3 * timing.median_s, repeats=len(timing.per_call_s),
+               calls_per_repeat=timing.calls_per_repeat,
+               times_ms=[1e3 * t for t in timing.per_call_s])
+    if suite.limit is not None:
+        limit_s, rates = suite.limit(case, op)
+        report.machine.setdefault("rates", {})[case.dtype] = dict(rates)
+        row["limit_ms"] = 1e3 * limit_s
+        row["fraction_of_limit"] = row["limit_ms"] / row["median_ms"]
+    if suite.work is not None:
+        work = suite.work(case, op)
+        row["exp_per_s"] = work["exp"] / (row["median_ms"] / 1e3)
+        row["flop_per_s"] = work["flop"] / (row["median_ms"] / 1e3)
+    if cuda_peak is not None:
+        row.update(peak_mib=cuda_peak, memory_method="torch.cuda.max_memory_allocated")
+    elif settings.memory:
+        peak = measure_peak(suite.name, impl.name, op, case, threads=settings.threads,
+                            seed=settings.seed)
+        row["peak_mib"] = peak.get("peak_mib")
+        row["memory_method"] = peak.get("method", peak.get("error"))
 
 
 def _ratios(suite: Suite, case: Case, results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -129,39 +129,20 @@ def fix_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _cpu_model() -> str:
+def proc_field(path: str, name: str) -> str | None:
+    """The text after ``name:`` on its line of a /proc file, or None where it cannot be read."""
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+        with open(path) as f:
+            return next((line.split(":", 1)[1].strip() for line in f
+                         if line.split(":", 1)[0].strip() == name), None)
     except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return sorted(flags & {"avx", "avx2", "fma", "avx512f"})
-    except OSError:
-        pass
-    return []
+        return None
 
 
 def memory_available_bytes() -> int | None:
     """MemAvailable from /proc/meminfo, or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    available = proc_field("/proc/meminfo", "MemAvailable")
+    return None if available is None else int(available.split()[0]) * 1024
 
 
 def machine_info() -> dict[str, Any]:
@@ -172,8 +153,10 @@ def machine_info() -> dict[str, Any]:
     available = memory_available_bytes()
     return {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "cpu_model": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
+        "cpu_model": proc_field("/proc/cpuinfo", "model name") or platform.processor()
+        or "unknown",
+        "cpu_flags": sorted(set((proc_field("/proc/cpuinfo", "flags") or "").split())
+                            & {"avx", "avx2", "fma", "avx512f"}),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_available_gib": None if available is None else round(available / 2**30, 1),

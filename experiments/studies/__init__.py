@@ -1,15 +1,16 @@
 """The study kinds: what a study simulates per chunk, stores, summarises and plots.
 
-Each module here defines one :class:`StudyKind` as its ``KIND``; the table of them by name
-(the study's sub-command), and their help texts, are ``experiments.registry``. A kind holds
+Each module here defines one :class:`StudyKind` as its ``KIND``, naming its own functions
+for each role; the table of them by name (the study's sub-command), and their help texts,
+are ``experiments.registry``. A kind holds
 
 * ``section``/``params``: the name and dataclass of the study's own config table;
 * ``variables(config)``: the stored per-member variables, each with the dimensions it
-  adds after (seed, n, d, beta), and ``coords(config)`` for those dimensions;
+  adds after (seed, n, d, beta), and ``coords(config)`` for those dimensions (default none);
 * ``compute(config, members)``: one chunk's numbers, arrays (batch, *extra) per variable;
 * ``summarize(ds, config)``: the statistics, a Dataset without the seed dimension;
 * ``plot(ds, config, out_dir)``: the standard figures (PNG + PDF) from the stored data;
-* ``validate(config)``: checks across sections (raise ``ConfigError``).
+* ``validate(config)``: checks across sections (raise ``ConfigError``; default none).
 
 ``variant_flows`` also defines the field ``attention-variant``, and ``variants`` the tied
 Gaussian ensemble of attention variants that field draws from.
@@ -36,10 +37,10 @@ class StudyKind:
     section: str
     params: type
     variables: Callable[[Any], dict[str, Variable]]
-    coords: Callable[[Any], dict[str, Any]]
     compute: Callable[[Any, Any], dict[str, Any]]
     summarize: Callable[[Any, Any], Any]
     plot: Callable[[Any, Any, Any], list]
+    coords: Callable[[Any], dict[str, Any]] = lambda config: {}
     validate: Callable[[Any], None] = lambda config: None
 
 

@@ -22,11 +22,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from attention.array_api import to_numpy
 from dynamics import bind, cluster_count, indicator_rank, theory
 from experiments.fields import Members
-from experiments.schema import StudyConfig, require
+from experiments.schema import InUnitInterval, StudyConfig, require
 from experiments.studies import StudyKind, Variable
-from experiments.studies.common import host, label, on_points, save_figure, simulate_members
+from experiments.studies.common import label, on_points, save_figure, simulate_members
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,10 @@ class CountParams:
     """[count]: the times at which clusters are counted, the threshold and the method."""
 
     times: tuple[float, ...]
-    delta: float = 1e-3
+    delta: InUnitInterval = 1e-3
     method: Literal["components", "rank"] = "components"
 
     def __post_init__(self) -> None:
-        require(0 < self.delta < 1, "count.delta", f"must lie in (0, 1), got {self.delta}")
         t = np.asarray(self.times)
         require(t.size >= 1, "count.times", "needs at least one time")
         require(bool(np.all(t >= 0)), "count.times", f"must be >= 0, got {self.times}")
@@ -62,7 +62,7 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
     grid = np.concatenate([[0.0], times]) if start else times
     traj = simulate_members(config, members, grid,
                             observe=on_points(config, bind(fn, delta=p.delta)))
-    counts = host(traj.values).astype(np.int32)
+    counts = to_numpy(traj.values).astype(np.int32)
     return {"clusters": counts[:, 1:] if start else counts}
 
 
@@ -123,12 +123,6 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return paths + save_figure(fig, out_dir, "cluster_count_distribution")
 
 
-KIND = StudyKind(
-    section="count",
-    params=CountParams,
-    variables=_variables,
-    coords=_coords,
-    compute=_compute,
-    summarize=_summarize,
-    plot=_plot,
-)
+KIND = StudyKind("count", CountParams,
+                 variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
+                 coords=_coords)

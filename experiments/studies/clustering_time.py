@@ -32,44 +32,45 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from attention.array_api import is_torch, namespace
+from attention.array_api import is_torch, namespace, to_numpy
 from dynamics import first_time, fraction_clustered_pairs, simulate
 from experiments.chunks import initial_states
 from experiments.fields import Members, build_field
 from experiments.registry import FIELDS
-from experiments.schema import StudyConfig, require
-from experiments.statistics import censored_times, exponential_fit, power_law_fit, summarize_times
+from experiments.schema import Check, InUnitInterval, Positive, StudyConfig, require
+from experiments.statistics import (
+    censored_times,
+    exponential_fit,
+    power_law_fit,
+    summarize_over_seeds,
+)
 from experiments.studies import StudyKind, Variable
-from experiments.studies.common import equiangular_crossing, host, label, save_figure
+from experiments.studies.common import equiangular_crossing, label, save_figure
+
+CompactEvery = Annotated[float, Check(lambda v: v >= 0, "must be >= 0 (0: never), got {}")]
 
 
 @dataclass(frozen=True)
 class ClusteringParams:
     """[clustering]: threshold delta, horizon T, pair fractions, output spacing, CI options."""
 
-    horizon: float
-    delta: float = 1e-3
+    horizon: Positive
+    delta: InUnitInterval = 1e-3
     fractions: tuple[float, ...] = ()
-    record_dt: float = 0.1
-    compact_every: float = 0.0
-    level: float = 0.95
+    record_dt: Positive = 0.1
+    compact_every: CompactEvery = 0.0
+    level: InUnitInterval = 0.95
     band: Literal["linear", "log-log"] = "linear"
 
     def __post_init__(self) -> None:
-        require(0 < self.delta < 1, "clustering.delta", f"must lie in (0, 1), got {self.delta}")
-        require(self.horizon > 0, "clustering.horizon", f"must be > 0, got {self.horizon}")
         require(all(0 < f <= 1 for f in self.fractions), "clustering.fractions",
                 f"each fraction must lie in (0, 1], got {self.fractions}")
         require(len(set(self.fractions)) == len(self.fractions), "clustering.fractions",
                 f"has repeated values {self.fractions}")
-        require(self.record_dt > 0, "clustering.record_dt", f"must be > 0, got {self.record_dt}")
-        require(0 < self.level < 1, "clustering.level", f"must lie in (0, 1), got {self.level}")
-        require(self.compact_every >= 0, "clustering.compact_every",
-                f"must be >= 0 (0: never), got {self.compact_every}")
         if self.compact_every > 0:
             require(_divides(self.compact_every, self.horizon), "clustering.compact_every",
                     f"must divide the horizon {self.horizon}, got {self.compact_every}")
@@ -153,7 +154,7 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
         steps[active] += np.asarray(traj.accepted_steps, dtype=np.int64) - repeated
         if fraction is not None:
             at = np.searchsorted(times, record[k0:k1] - 1e-9)
-            values = host(traj.values[:, :, 0] if segments > 1 else traj.values)
+            values = to_numpy(traj.values[:, :, 0] if segments > 1 else traj.values)
             fractions[active, k0:k1] = values[:, at]
         still = np.flatnonzero(np.isnan(traj.cluster_time))
         if still.size == 0 or k == segments - 1:
@@ -202,32 +203,16 @@ def _nothing(x: Any) -> Any:
 _nothing.rotation_invariant = True
 
 
-def _summaries(times: np.ndarray, horizon: float, p: ClusteringParams) -> np.ndarray:
-    """(..., 4): median, low, high, censored fraction over the first axis (seeds)."""
-    flat = times.reshape(times.shape[0], -1)
-    out = np.empty((flat.shape[1], 4))
-    for k in range(flat.shape[1]):
-        s = summarize_times(flat[:, k], horizon, p.level, p.band)
-        out[k] = (s.median, s.low, s.high, s.censored_fraction)
-    return out.reshape(*times.shape[1:], 4)
-
-
 def _summarize(ds: Any, config: StudyConfig) -> Any:
     import xarray as xr
 
-    p = config.params
-    grid = config.grid
+    p, grid = config.params, config.grid
     dims = ("n", "d", "beta")
-    stats = _summaries(ds["clustering_time"].values, p.horizon, p)
-    theory = equiangular_crossing(config, p.delta)
+    stats = summarize_over_seeds(ds["clustering_time"].values, p.horizon, p.level, p.band)
+    names = ("median_time", "median_low", "median_high", "censored_fraction")
     out = xr.Dataset(
-        {
-            "median_time": (dims, stats[..., 0]),
-            "median_low": (dims, stats[..., 1]),
-            "median_high": (dims, stats[..., 2]),
-            "censored_fraction": (dims, stats[..., 3]),
-            "theory_time": (dims, theory),
-        },
+        {**{name: (dims, stats[..., k]) for k, name in enumerate(names)},
+         "theory_time": (dims, equiangular_crossing(config, p.delta))},
         coords={"n": list(grid.n), "d": list(grid.d), "beta": list(grid.beta)},
     )
     out["median_time"].attrs["long_name"] = "Kaplan-Meier median clustering time"
@@ -236,50 +221,41 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
     out["median_high"].attrs["long_name"] = "upper bound (inf: beyond the horizon)"
     out["theory_time"].attrs["long_name"] = "equiangular crossing time t*(beta) (d >= n only)"
     if p.fractions:
-        fstats = _summaries(ds["fraction_time"].values, p.horizon, p)
-        fdims = (*dims, "fraction")
-        out["fraction_median_time"] = (fdims, fstats[..., 0])
-        out["fraction_median_low"] = (fdims, fstats[..., 1])
-        out["fraction_median_high"] = (fdims, fstats[..., 2])
-        out["fraction_censored"] = (fdims, fstats[..., 3])
+        fstats = summarize_over_seeds(ds["fraction_time"].values, p.horizon, p.level, p.band)
+        names = ("fraction_median_time", "fraction_median_low", "fraction_median_high",
+                 "fraction_censored")
+        for k, name in enumerate(names):
+            out[name] = ((*dims, "fraction"), fstats[..., k])
         out = out.assign_coords(fraction=list(p.fractions))
-    _add_fits(out, grid)
+    for axis, fit, x, kept in ((0, power_law_fit, grid.n, ("d", "beta")),
+                               (2, exponential_fit, grid.beta, ("n", "d"))):
+        for name, values in _fits(out, axis, fit, x).items():
+            out[name] = (kept, values)
+    out["fit_n_slope"].attrs["long_name"] = "least-squares slope of log median time vs log n"
+    out["fit_beta_slope"].attrs["long_name"] = "least-squares slope of log median time vs beta"
     return out
 
 
-def _add_fits(out: Any, grid: Any) -> None:
-    """log(median) ~ log n per (d, beta) and ~ beta per (n, d), data and theory side by side."""
-    med, th = out["median_time"].values, out["theory_time"].values
-    nb = (len(grid.d), len(grid.beta))
-    fit_n = {k: np.full(nb, np.nan) for k in ("slope", "slope_se", "intercept", "theory")}
-    for j in range(nb[0]):
-        for b in range(nb[1]):
-            f = power_law_fit(grid.n, med[:, j, b])
-            fit_n["slope"][j, b], fit_n["slope_se"][j, b] = f.slope, f.slope_se
-            fit_n["intercept"][j, b] = f.intercept
-            fit_n["theory"][j, b] = power_law_fit(grid.n, th[:, j, b]).slope
-    nd = (len(grid.n), len(grid.d))
-    fit_b = {k: np.full(nd, np.nan) for k in ("slope", "slope_se", "intercept", "theory")}
-    for i in range(nd[0]):
-        for j in range(nd[1]):
-            f = exponential_fit(grid.beta, med[i, j])
-            fit_b["slope"][i, j], fit_b["slope_se"][i, j] = f.slope, f.slope_se
-            fit_b["intercept"][i, j] = f.intercept
-            fit_b["theory"][i, j] = exponential_fit(grid.beta, th[i, j]).slope
-    for key, values in fit_n.items():
-        name = "theory_fit_n_slope" if key == "theory" else f"fit_n_{key}"
-        out[name] = (("d", "beta"), values)
-    for key, values in fit_b.items():
-        name = "theory_fit_beta_slope" if key == "theory" else f"fit_beta_{key}"
-        out[name] = (("n", "d"), values)
-    out["fit_n_slope"].attrs["long_name"] = "least-squares slope of log median time vs log n"
-    out["fit_beta_slope"].attrs["long_name"] = "least-squares slope of log median time vs beta"
+def _fits(out: Any, axis: int, fit: Any, x: Any) -> dict[str, np.ndarray]:
+    """``fit`` of the median time (and of the theory's) against the grid ``axis`` (0: n,
+    log-log; 2: beta, log-linear) at every point of the other two."""
+    median = np.moveaxis(out["median_time"].values, axis, -1)
+    theory = np.moveaxis(out["theory_time"].values, axis, -1)
+    along = ("n", "d", "beta")[axis]
+    keys = (f"fit_{along}_slope", f"fit_{along}_slope_se", f"fit_{along}_intercept",
+            f"theory_fit_{along}_slope")
+    values = {key: np.full(median.shape[:-1], np.nan) for key in keys}
+    for index in np.ndindex(median.shape[:-1]):
+        f = fit(x, median[index])
+        for key, value in zip(keys, (f.slope, f.slope_se, f.intercept,
+                                     fit(x, theory[index]).slope), strict=True):
+            values[key][index] = value
+    return values
 
 
 def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    summary = ds
     grid, p = config.grid, config.params
     paths: list[Path] = []
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True,
@@ -287,16 +263,16 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     beta = np.asarray(grid.beta)
     for i, n in enumerate(grid.n):
         for j, d in enumerate(grid.d):
-            med = summary["median_time"].values[i, j]
-            low = summary["median_low"].values[i, j]
-            high = np.minimum(summary["median_high"].values[i, j], p.horizon)
+            med = ds["median_time"].values[i, j]
+            low = ds["median_low"].values[i, j]
+            high = np.minimum(ds["median_high"].values[i, j], p.horizon)
             line, = ax.plot(beta, med, "o-", ms=3, label=f"n={n}, d={d}")
             ax.fill_between(beta, low, high, color=line.get_color(), alpha=0.2, lw=0)
-            th = summary["theory_time"].values[i, j]
+            th = ds["theory_time"].values[i, j]
             if np.isfinite(th).any():
                 ax.plot(beta, th, "--", color=line.get_color(), lw=1,
                         label=f"equiangular t*, n={n}")
-            ax2.plot(beta, summary["censored_fraction"].values[i, j], "o-", ms=3,
+            ax2.plot(beta, ds["censored_fraction"].values[i, j], "o-", ms=3,
                      color=line.get_color())
     ax.axhline(p.horizon, color="0.5", lw=0.8, ls=":")
     ax.set_ylabel(f"median time to 1 - δ (δ = {p.delta:g})")
@@ -329,9 +305,9 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5.2, 4))
         for j, d in enumerate(grid.d):
             for b in range(len(beta))[:6]:
-                ax.loglog(grid.n, summary["median_time"].values[:, j, b], "o-", ms=3,
+                ax.loglog(grid.n, ds["median_time"].values[:, j, b], "o-", ms=3,
                           label=f"d={d}, β={beta[b]:g}, slope "
-                          f"{summary['fit_n_slope'].values[j, b]:.2f}")
+                          f"{ds['fit_n_slope'].values[j, b]:.2f}")
         ax.set_xlabel("n")
         ax.set_ylabel("median clustering time")
         ax.legend(fontsize=7)
@@ -339,13 +315,6 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return paths
 
 
-KIND = StudyKind(
-    section="clustering",
-    params=ClusteringParams,
-    variables=_variables,
-    coords=_coords,
-    compute=_compute,
-    summarize=_summarize,
-    plot=_plot,
-    validate=_validate,
-)
+KIND = StudyKind("clustering", ClusteringParams,
+                 variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
+                 coords=_coords, validate=_validate)

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from attention.array_api import to_numpy
 from dynamics import angles_to_points, simulate, theory
 from experiments.chunks import initial_states
 from experiments.fields import Members, build_field, equiangular_normalization
@@ -36,10 +35,6 @@ def simulate_members(config: StudyConfig, members: Members, times: Any, **kwargs
     x0 = initial_states(config, members)
     return simulate(field, x0, np.asarray(times, dtype=float),
                     **config.integrator.simulate_kwargs(), **kwargs)
-
-
-def host(values: Any) -> np.ndarray:
-    return np.asarray(to_numpy(values))
 
 
 def equiangular_crossing(config: StudyConfig, delta: float) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from attention.array_api import to_numpy
 from dynamics import fraction_clustered_pairs, theory
 from dynamics.gram_space import (
     GRAM_METHODS,
@@ -32,26 +33,18 @@ from dynamics.gram_space import (
 )
 from experiments.chunks import initial_states
 from experiments.fields import Members, equiangular_normalization
-from experiments.schema import Linspace, StudyConfig, require
+from experiments.schema import InUnitInterval, Positive, StudyConfig, Times
 from experiments.studies import StudyKind, Variable
-from experiments.studies.common import host, label, on_points, save_figure, simulate_members
+from experiments.studies.common import label, on_points, save_figure, simulate_members
 
 
 @dataclass(frozen=True)
 class PhaseParams:
     """[phase]: threshold delta and the output times (starting at 0)."""
 
-    times: Linspace
-    delta: float = 1e-3
-    beta_max: float = 50.0
-
-    def __post_init__(self) -> None:
-        require(0 < self.delta < 1, "phase.delta", f"must lie in (0, 1), got {self.delta}")
-        t = np.asarray(self.times)
-        require(t.size >= 2 and t[0] == 0.0, "phase.times",
-                "needs at least two times, the first one 0 (the start)")
-        require(bool(np.all(np.diff(t) > 0)), "phase.times", "must be strictly increasing")
-        require(self.beta_max > 0, "phase.beta_max", f"must be > 0, got {self.beta_max}")
+    times: Times
+    delta: InUnitInterval = 1e-3
+    beta_max: Positive = 50.0
 
 
 def _variables(config: StudyConfig) -> dict[str, Variable]:
@@ -84,7 +77,7 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
         values = simulate_members(config, members, p.times, observe=on_points(
             config, fraction_clustered_pairs(p.delta))).values
     pairs = n * (n - 1) / 2
-    counts = np.rint(host(values).astype(np.float64) * pairs).astype(np.int32)
+    counts = np.rint(to_numpy(values).astype(np.float64) * pairs).astype(np.int32)
     return {"clustered_pairs": counts}
 
 
@@ -146,12 +139,6 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, "phase_diagram")
 
 
-KIND = StudyKind(
-    section="phase",
-    params=PhaseParams,
-    variables=_variables,
-    coords=_coords,
-    compute=_compute,
-    summarize=_summarize,
-    plot=_plot,
-)
+KIND = StudyKind("phase", PhaseParams,
+                 variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
+                 coords=_coords)

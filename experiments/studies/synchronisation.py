@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -46,13 +46,16 @@ from dynamics.meanfield.synchronisation import (
     three_cluster_eigenvalue,
 )
 from experiments.fields import Members, build_field
-from experiments.schema import ConfigError, StudyConfig, require
+from experiments.schema import Check, ConfigError, Positive, StudyConfig, require
 from experiments.studies import StudyKind, Variable
 from experiments.studies.common import label, save_figure, simulate_members
 
 FIELD_KINDS = ("circle-sa", "circle-usa", "sa", "usa")
-OUTCOMES = ("synchronised", "converging", "stopped", "undecided")
 LEVEL = 0.95
+
+
+Tolerance = Annotated[float, Check(lambda v: 0 < v < np.pi / 2, "must lie in (0, pi/2) (a smaller "
+                                   "diameter certifies synchronisation), got {}")]
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,9 @@ class SyncParams:
     """[sync]: the horizon T, the diameter below which a start counts as synchronised and
     the speed below which a non-synchronised final state counts as stopped."""
 
-    horizon: float
-    tolerance: float = 1e-3
-    stationary: float = 1e-5
-
-    def __post_init__(self) -> None:
-        require(self.horizon > 0, "sync.horizon", f"must be > 0, got {self.horizon}")
-        require(0 < self.tolerance < np.pi / 2, "sync.tolerance",
-                f"must lie in (0, pi/2) (a smaller diameter certifies synchronisation), "
-                f"got {self.tolerance}")
-        require(self.stationary > 0, "sync.stationary", f"must be > 0, got {self.stationary}")
+    horizon: Positive
+    tolerance: Tolerance = 1e-3
+    stationary: Positive = 1e-5
 
 
 def _validate(config: StudyConfig) -> None:
@@ -92,10 +88,6 @@ def _variables(config: StudyConfig) -> dict[str, Variable]:
         "order": Variable((), "float64", {
             "long_name": "order parameter |(1/n) sum_i x_i| at the horizon"}),
     }
-
-
-def _coords(config: StudyConfig) -> dict[str, Any]:
-    return {}
 
 
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
@@ -134,7 +126,8 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
     masks = outcome_masks(ds["diameter"].values, ds["speed"].values, config.params)
     dims = ("n", "d", "beta")
     trials = config.seeds.count
-    data: dict[str, Any] = {f"{name}_fraction": (dims, mask.mean(axis=0))
+    data: dict[str, Any] = {f"{name}_fraction": (dims, mask.mean(axis=0),
+                                                 {"long_name": f"fraction of starts: {name}"})
                             for name, mask in masks.items()}
     synchronising = masks["synchronised"] | masks["converging"]
     low, high = clopper_pearson(synchronising.sum(axis=0), trials)
@@ -146,8 +139,6 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
     data["proven_synchronising"] = (("beta",), beta >= SYNCHRONISING_BETA)
     data["proven_failing"] = (("beta",), beta < FAILING_BETA)
     out = xr.Dataset(data)
-    for name in OUTCOMES:
-        out[f"{name}_fraction"].attrs["long_name"] = f"fraction of starts: {name}"
     out["synchronising_fraction"].attrs["long_name"] = (
         "fraction of starts proven to end in one point (diameter < pi/2 at T, Lemma 6.4)")
     out["synchronising_low"].attrs["long_name"] = f"Clopper-Pearson {LEVEL:.0%} lower bound"
@@ -228,13 +219,6 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, "synchronisation_map")
 
 
-KIND = StudyKind(
-    section="sync",
-    params=SyncParams,
-    variables=_variables,
-    coords=_coords,
-    compute=_compute,
-    summarize=_summarize,
-    plot=_plot,
-    validate=_validate,
-)
+KIND = StudyKind("sync", SyncParams,
+                 variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
+                 validate=_validate)

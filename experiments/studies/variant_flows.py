@@ -30,14 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from attention.array_api import to_numpy
 from dynamics import cluster_count, clustering_time, simulate
 from dynamics.fields.operator import MemberOperators
 from experiments.chunks import initial_states
 from experiments.fields import FieldEntry, Members
-from experiments.schema import ConfigError, Linspace, StudyConfig, require
-from experiments.statistics import summarize_times
+from experiments.schema import ConfigError, InUnitInterval, Positive, StudyConfig, Times, require
+from experiments.statistics import summarize_over_seeds
 from experiments.studies import StudyKind, Variable
-from experiments.studies.common import host, label, save_figure
+from experiments.studies.common import label, save_figure
 from experiments.studies.variants import CACHE_COMPRESSING, Ensemble, parse_variant
 
 STREAM_OPERATORS = 4  # the weights' random stream (experiments.fields uses 0..3)
@@ -54,7 +55,7 @@ class VariantFieldParams(Ensemble):
     between two draws of a random (PrFlash) mask: a multiple of a fixed step dt."""
 
     variant: str = "mha"
-    period: float = 0.1
+    period: Positive = 0.1
 
     def __post_init__(self) -> None:
         try:
@@ -63,23 +64,16 @@ class VariantFieldParams(Ensemble):
             raise ConfigError(f"field: {err}") from None
 
 
-def operators(params: Ensemble, members: Members, variant: str) -> tuple[Any, ...]:
-    """Member b's operator for ``variant``: weights keyed by (config seed, seed_b), so every
-    variant and every beta of a seed share one draw (and the initial tokens)."""
-    return tuple(
-        params.operator(variant, members.n, members.d, float(beta),
+def variant_field(params: VariantFieldParams, members: Members, variant: str | None = None
+                  ) -> Any:
+    """The flow of ``variant`` (default: the field's) for the members of a chunk. Member b's
+    operator has weights keyed by (config seed, seed_b), so every variant and every beta of a
+    seed share one draw (and the initial tokens)."""
+    return MemberOperators(tuple(
+        params.operator(variant or params.variant, members.n, members.d, float(beta),
                         (members.root, STREAM_OPERATORS, int(seed)))
         for seed, beta in zip(members.seeds, members.betas, strict=True)
-    )
-
-
-def variant_field(params: VariantFieldParams, members: Members, variant: str) -> Any:
-    """The flow of ``variant`` for the members of a chunk (one operator per member)."""
-    return MemberOperators(operators(params, members, variant), period=params.period)
-
-
-def _build(params: VariantFieldParams, members: Members) -> Any:
-    return variant_field(params, members, params.variant)
+    ), period=params.period)
 
 
 def _check_field(params: VariantFieldParams, config: StudyConfig) -> None:
@@ -87,7 +81,6 @@ def _check_field(params: VariantFieldParams, config: StudyConfig) -> None:
         parse_variant(params.variant)
     except ValueError as err:
         raise ConfigError(f"field.variant: {err}") from None
-    require(params.period > 0, "field.period", f"must be > 0, got {params.period}")
     dt = config.integrator.dt
     if dt > 0:
         ratio = params.period / dt
@@ -100,7 +93,7 @@ def _check_field(params: VariantFieldParams, config: StudyConfig) -> None:
 
 
 FIELD = FieldEntry(
-    "attention-variant", VariantFieldParams, _build, "sphere",
+    "attention-variant", VariantFieldParams, variant_field, "sphere",
     "an attention variant of attention.md §8 (mha, gqa, mqa, mfa, mfa_kr, ansan, dma, "
     "prflash:KIND:PARAM) with weights of the tied Gaussian ensemble, one draw per seed",
     check=_check_field,
@@ -117,8 +110,8 @@ class VariantsParams:
     field's variant, the reference), the output times (from 0) and the threshold delta."""
 
     names: tuple[str, ...]
-    times: Linspace
-    delta: float = 1e-3
+    times: Times
+    delta: InUnitInterval = 1e-3
 
     def __post_init__(self) -> None:
         require(len(self.names) >= 1, "variants.names", "needs at least one variant")
@@ -129,11 +122,6 @@ class VariantsParams:
                 parse_variant(name)
             except ValueError as err:
                 raise ConfigError(f"variants.names: {err}") from None
-        require(0 < self.delta < 1, "variants.delta", f"must lie in (0, 1), got {self.delta}")
-        t = np.asarray(self.times)
-        require(t.size >= 2 and t[0] == 0.0, "variants.times",
-                "needs at least two times, the first one 0 (the start)")
-        require(bool(np.all(np.diff(t) > 0)), "variants.times", "must be strictly increasing")
 
 
 def _validate(config: StudyConfig) -> None:
@@ -183,7 +171,7 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
         if name in paths:
             continue
         traj = simulate(variant_field(params, members, name), x0, times, **kwargs)
-        paths[name] = host(traj.values)
+        paths[name] = to_numpy(traj.values)
     reference = paths[params.variant]
     for v, name in enumerate(p.names):
         states = paths[name]
@@ -202,12 +190,7 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
     names = list(p.names)
     horizon = float(p.times[-1])
     ct = ds["clustering_time"].values  # (seed, n, d, beta, variant)
-    shape = ct.shape[1:]
-    median, low, high, censored = (np.full(shape, np.nan) for _ in range(4))
-    for index in np.ndindex(shape):
-        s = summarize_times(ct[(slice(None), *index)], horizon)
-        median[index], low[index], high[index] = s.median, s.low, s.high
-        censored[index] = s.censored_fraction
+    stats = summarize_over_seeds(ct, horizon)
     ref = ct[..., names.index(params.variant)][..., None]
     filled, ref_filled = np.where(np.isnan(ct), np.inf, ct), np.where(np.isnan(ref), np.inf, ref)
     faster = (filled < ref_filled).mean(axis=0)
@@ -217,10 +200,9 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
                      for n in grid.n])
     dims = ("n", "d", "beta", "variant")
     out = xr.Dataset({
-        "clustering_time_median": (dims, median),
-        "clustering_time_low": (dims, low),
-        "clustering_time_high": (dims, high),
-        "censored_fraction": (dims, censored),
+        **{name: (dims, stats[..., k]) for k, name in enumerate((
+            "clustering_time_median", "clustering_time_low", "clustering_time_high",
+            "censored_fraction"))},
         "faster_than_reference": (dims, faster),
         "cluster_count_median": ds["cluster_count"].astype(np.float64).median("seed"),
         "distance_mean": ds["distance"].mean("seed"),
@@ -312,16 +294,9 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
     return paths
 
 
-KIND = StudyKind(
-    section="variants",
-    params=VariantsParams,
-    variables=_variables,
-    coords=_coords,
-    compute=_compute,
-    summarize=_summarize,
-    plot=_plot,
-    validate=_validate,
-)
+KIND = StudyKind("variants", VariantsParams,
+                 variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
+                 coords=_coords, validate=_validate)
 
 __all__ = ["EXAMPLE", "FIELD", "FIELD_ENTRIES", "KIND", "VariantFieldParams", "VariantsParams",
-           "draw", "geodesic_distance", "operators", "variant_field"]
+           "draw", "geodesic_distance", "variant_field"]

@@ -39,7 +39,6 @@ from attention.operator import Operator
 BASES: tuple[str, ...] = ("mha", "gqa", "mqa", "mfa", "mfa_kr", "ansan", "dma", "prflash")
 P_KINDS: tuple[str, ...] = ("one", "geometric", "harmonic", "window", "given")
 CACHE_COMPRESSING: tuple[str, ...] = ("gqa", "mqa", "mfa", "mfa_kr")
-KEY_DROPPING: tuple[str, ...] = ("ansan", "dma", "prflash")
 
 
 @dataclass(frozen=True)
@@ -120,17 +119,13 @@ class Ensemble:
         if self.dma_form not in ("exp", "linear"):
             raise ValueError(f"dma_form must be 'exp' or 'linear', got {self.dma_form!r}")
 
-    def check(self, n: int, d: int) -> None:
-        """Raise unless the ensemble fits n tokens of dimension d."""
-        if d % self.heads:
-            raise ValueError(f"d = {d} is not divisible by heads = {self.heads}")
-
     def operator(self, variant: str | VariantSpec, n: int, d: int, beta: float,
                  key: Sequence[int]) -> Operator:
         """The operator of ``variant`` for the draw ``key`` (ints seeding numpy's
         ``default_rng``): the same key gives coupled weights across variants."""
         spec = variant if isinstance(variant, VariantSpec) else parse_variant(variant)
-        self.check(n, d)
+        if d % self.heads:
+            raise ValueError(f"d = {d} is not divisible by heads = {self.heads}")
         key = [int(k) for k in key]
         gen = np.random.default_rng(key)
         H, e = self.heads, d // self.heads
@@ -202,5 +197,4 @@ def _operator_config(spec: VariantSpec, ensemble: Ensemble, n: int, d: int,
                           mask_seed=mask_seed, **base)
 
 
-__all__ = ["BASES", "CACHE_COMPRESSING", "KEY_DROPPING", "Ensemble", "VariantSpec",
-           "parse_variant"]
+__all__ = ["BASES", "CACHE_COMPRESSING", "Ensemble", "VariantSpec", "parse_variant"]

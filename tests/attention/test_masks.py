@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from attention.anchored import AnchorMask
-from attention.masks import CAUSAL, BlockLayout, Causal, DenseMask, SlidingWindow, check_rows
+from attention.masks import CAUSAL, BlockLayout, DenseMask, SlidingWindow, check_rows
 from attention.prflash import (
     ONE,
     PrFlashMask,
@@ -37,14 +37,23 @@ def _check_layout(layout: BlockLayout, allowed: np.ndarray) -> None:
 @pytest.mark.parametrize("n", [1, 7, 16, 23])
 @pytest.mark.parametrize("extra", [0, 2])
 @pytest.mark.parametrize("block", [1, 3, 4, 8])
-def test_causal_layout_analytic_equals_tiling(n, extra, block):
+def test_causal_tiling_matches_its_closed_form(n, extra, block):
     q_pos, k_pos = np.arange(n), np.arange(n + extra)
+    m = n + extra
     allowed = CAUSAL.allowed(q_pos, k_pos)
-    analytic = Causal().layout(q_pos, k_pos, block)
     tiled = BlockLayout.from_dense(allowed, block)
-    assert analytic == tiled
-    _check_layout(analytic, allowed)
-    assert np.array_equal(analytic.support() & allowed, allowed)
+    # closed form: tile (I, J) is full when its last key precedes its first query, and
+    # touched when its first key precedes its last query
+    full, partial = [], []
+    for first_query in range(0, n, block):
+        last_query = min(first_query + block, n) - 1
+        tiles = [(J, J * block, min((J + 1) * block, m) - 1) for J in range(-(-m // block))]
+        full.append(tuple(J for J, _, last_key in tiles if last_key <= first_query))
+        partial.append(tuple(J for J, first_key, last_key in tiles
+                             if first_key <= last_query and last_key > first_query))
+    assert tiled == BlockLayout(block, n, m, tuple(full), tuple(partial))
+    _check_layout(tiled, allowed)
+    assert np.array_equal(tiled.support() & allowed, allowed)
 
 
 def test_kv_arrays_pack_the_block_lists(rng):
