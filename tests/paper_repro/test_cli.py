@@ -38,6 +38,16 @@ def test_replot_without_a_store_names_it(tmp_path, capsys):
     assert str(tmp_path / "F6.zarr") in capsys.readouterr().err
 
 
+def test_replot_of_every_figure_redraws_those_with_a_store(tmp_path):
+    """No ID: figures never made here (F1 without its model, say) are passed over."""
+    assert main(["F6", "--out", str(tmp_path)]) == 0
+    png = (tmp_path / "F6_hessian_kernel.png").read_bytes()
+    (tmp_path / "F6_hessian_kernel.png").unlink()
+    assert main(["--replot", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "F6_hessian_kernel.png").read_bytes() == png
+    assert not (tmp_path / "F3_phase_diagrams.png").exists()  # no F3 store: not drawn
+
+
 def test_a_violated_check_fails_the_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(f6, "ROOT_TOLERANCE", -1.0)
     assert main(["F6", "--out", str(tmp_path)]) == 1
