@@ -26,6 +26,7 @@ query row with nothing to attend: :func:`check_rows` raises.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -183,7 +184,7 @@ class KernelPlan:
 # -- masks -------------------------------------------------------------------------------
 
 
-class Mask:
+class Mask(ABC):
     """Base class: subclasses define ``allowed``; the block form and the kernel plan
     default to tiling it."""
 
@@ -191,8 +192,9 @@ class Mask:
     causal: ClassVar[bool] = False
     per_member: ClassVar[bool] = False
 
+    @abstractmethod
     def allowed(self, q_pos: Any, k_pos: Any, step: Any = 0) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Booleans (len(q_pos), len(k_pos)): may query i attend to key j (at ``step``)."""
 
     def layout(self, q_pos: Any, k_pos: Any, block: int, step: Any = 0) -> BlockLayout:
         allowed = self.allowed(q_pos, k_pos, step)
@@ -305,7 +307,7 @@ class KernelBias:
     mask: Any = None
 
 
-class Bias:
+class Bias(ABC):
     """Base class of additive biases (module docstring); ``on`` moves its ``ARRAYS``."""
 
     ARRAYS: ClassVar[tuple[str, ...]] = ()
@@ -315,11 +317,13 @@ class Bias:
         """True when ``restrict`` narrows the mask (DMA's top-w)."""
         return False
 
+    @abstractmethod
     def values(self, q: Array, k: Array, v: Array, q_pos: Any, k_pos: Any) -> Array:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The bias b_ij added to the scores, broadcasting to (B, H, n, m)."""
 
+    @abstractmethod
     def kernel_bias(self, q: Array, k: Array, v: Array, causal: bool = False) -> KernelBias:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The bias as the fused kernel takes it (``KernelBias``)."""
 
     def restrict(self, allowed: Any, bias: Array) -> Any:
         """The mask narrowed by the bias values (only when ``restricts``)."""

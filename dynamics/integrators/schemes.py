@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +27,14 @@ from dynamics.integrators.tableaux import RK4
 
 
 @dataclass(frozen=True)
-class FixedStepScheme:
+class FixedStepScheme(ABC):
     name: str
     order: int
     stochastic: bool = False
 
+    @abstractmethod
     def step(self, field, t: Any, x: Array, h: float, noise: Array | None = None) -> Array:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """x after one step of size h from time t (``noise``: N(0, I) draws, stochastic only)."""
 
 
 @dataclass(frozen=True)
