@@ -112,3 +112,28 @@ def test_simulate_takes_fields_only():
     with pytest.raises(TypeError, match=r"dynamics\.Field"):
         simulate(lambda t, x: x, x0, [0.0, 1.0], method="rk4", dt=0.1)
     assert isinstance(SA(1.0), Field)
+
+
+def test_a_user_field_needs_only_a_space_and_a_velocity():
+    """The contract's defaults carry a field with just ``space`` and ``__call__``: here the
+    gradient flow of <x, e> on S^2, x' = P_x e, whose every token (not at -e) tends to e
+    with 1 - <x, e> decaying like e^{-2t} near the pole."""
+    from dataclasses import dataclass
+
+    from dynamics import SPHERE
+
+    pole = np.array([0.0, 0.0, 1.0])
+
+    @dataclass(frozen=True)
+    class TowardsThePole(Field):
+        space = SPHERE
+
+        def __call__(self, t, x):
+            return SPHERE.project(x, np.broadcast_to(pole, x.shape))
+
+    x0 = uniform_sphere(seed=3, batch=2, n=5, d=3)
+    traj = simulate(TowardsThePole(), x0, [0.0, 8.0, 10.0], method="rk4", dt=0.01)
+    gap = 1.0 - traj.values[..., 2]
+    assert gap[:, -1].max() < 1e-5
+    np.testing.assert_allclose(gap[:, 2] / gap[:, 1], np.exp(-4.0), rtol=1e-2)
+    assert not TowardsThePole().span_preserving and TowardsThePole().fusion() is None
