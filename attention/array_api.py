@@ -50,6 +50,11 @@ def is_torch(x: Array) -> bool:
     return array_api_compat.is_torch_array(x)
 
 
+def on_cuda(x: Array) -> bool:
+    """Whether ``x`` is a CUDA torch tensor."""
+    return is_torch(x) and x.device.type == "cuda"
+
+
 def is_jax(x: Array) -> bool:
     return array_api_compat.is_jax_array(x)
 

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from attention.array_api import Array, backend_of, namespace, to_numpy
+from attention.array_api import Array, backend_of, namespace, on_cuda, to_numpy
 from attention.flex import flex_attend
 from attention.masks import Bias, BlockLayout, Mask, check_rows, positions
 from attention.online_softmax import tiled_attention
@@ -95,7 +95,7 @@ def _kinds(call: Call, fused: bool) -> tuple[str, str]:
 
 def _on_cuda(x: Array) -> bool:
     """Whether "auto" may take the fused kernels: a CUDA torch tensor (tests patch this)."""
-    return backend_of(x) == "torch" and x.device.type == "cuda"
+    return on_cuda(x)
 
 
 class Facts(NamedTuple):

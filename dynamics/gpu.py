@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from attention.array_api import Array, backend_of
+from attention.array_api import Array, backend_of, on_cuda
 from dynamics.fields.base import Field, Fusion, Wrapper
 from dynamics.integrators.schemes import FixedStepScheme
 
@@ -37,11 +37,6 @@ def _triton_importable() -> bool:
     except ImportError:
         return False
     return True
-
-
-def on_cuda(x: Array) -> bool:
-    """Whether ``x`` is a CUDA torch tensor."""
-    return backend_of(x) == "torch" and x.device.type == "cuda"
 
 
 @dataclass(frozen=True)
