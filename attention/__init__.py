@@ -5,11 +5,23 @@ The reference (``attend``, ``attention_weights``) and its fast paths, in one tab
 the operator layer (``Operator``: heads, mask, bias, normalisation, KV cache) with every
 variant of the spec by name (``OperatorConfig``, ``build``), its masks in dense and block
 form, KV accounting, and a torch layer (``AttentionLayer``, loaded on first use).
+Trained networks: their blocks as maps (``Network``, ``Residual``, ``LayerNorm``,
+``RMSNorm``, MLPs), importers from torch and Hugging Face (``from_torch``,
+``network_from_model``, ``load_model``; ``attention.importers``), per-head diagnostics
+against the clustering theorems (``diagnose``), SSD and CDMoE (``SSDLayer``, ``cdmoe``).
 """
 
 from attention.accounting import kv_bytes, kv_elements, param_count, ter_slsd
 from attention.anchored import AnchorMask, anchored_decode, stack_forward
 from attention.config import VARIANTS, OperatorConfig, assemble, build, init_params
+from attention.diagnostics import (
+    HeadDiagnostics,
+    diagnose,
+    diagnose_layers,
+    head_matrices,
+    head_operator,
+    layer_grid,
+)
 from attention.masks import (
     CAUSAL,
     FULL,
@@ -20,6 +32,8 @@ from attention.masks import (
     SlidingWindow,
     check_rows,
 )
+from attention.moe import CrossDomainMoE, cdmoe, full_scores, product_key_top_k
+from attention.norms import LayerNorm, RMSNorm
 from attention.online_softmax import tiled_attention
 from attention.operator import KVCache, Operator
 from attention.positional import (
@@ -42,13 +56,16 @@ from attention.reference import (
 )
 from attention.router import PATHS, ROUTES, attend_fast, grouped_attention
 from attention.ssd import StateSpaceDuality
+from attention.transformer import Block, DenseMlp, GatedMlp, Network, Residual
 from attention.variants.dma import evicting_decode
 
-_LAZY = {"AttentionLayer": "attention.layer"}
+_LAZY = {"AttentionLayer": "attention.layer", "SSDLayer": "attention.ssd_layer",
+         "from_torch": "attention.importers", "network_from_model": "attention.importers",
+         "load_model": "attention.importers"}
 
 
 def __getattr__(name: str):
-    """The torch layer is imported on first use."""
+    """The torch layers and the importers are imported on first use."""
     if name in _LAZY:
         import importlib
 
@@ -64,16 +81,26 @@ __all__ = [
     "VARIANTS",
     "AnchorMask",
     "AttentionLayer",
+    "Block",
     "BlockLayout",
     "Causal",
+    "CrossDomainMoE",
     "DenseMask",
+    "DenseMlp",
     "DistanceBias",
     "Full",
+    "GatedMlp",
+    "HeadDiagnostics",
     "KVCache",
+    "LayerNorm",
+    "Network",
     "Operator",
     "OperatorConfig",
     "PrFlashMask",
+    "RMSNorm",
+    "Residual",
     "Rope",
+    "SSDLayer",
     "SlidingWindow",
     "StateSpaceDuality",
     "alibi",
@@ -86,9 +113,14 @@ __all__ = [
     "attention_weights",
     "build",
     "causal_mask",
+    "cdmoe",
     "check_rows",
+    "diagnose",
+    "diagnose_layers",
     "evicting_decode",
     "expected_work",
+    "from_torch",
+    "full_scores",
     "geometric",
     "given",
     "grouped_attention",
@@ -97,10 +129,16 @@ __all__ = [
     "harmonic_alibi",
     "harmonic_number",
     "harmonic_slopes",
+    "head_matrices",
+    "head_operator",
     "init_params",
     "kv_bytes",
     "kv_elements",
+    "layer_grid",
+    "load_model",
+    "network_from_model",
     "param_count",
+    "product_key_top_k",
     "scores",
     "stack_forward",
     "ter_slsd",

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.array_api import Array, device, namespace
+from attention.array_api import Array, backend_of, device, namespace
 from attention.masks import check_positions, positions
 from attention.reference import NORMALIZATIONS_ALL, check_normalization, grouped_weights
 from attention.router import Call, check_path, dense_call, grouped_attention
@@ -118,6 +118,14 @@ class Operator:
     def effective_scale(self) -> Any:
         return self.heads.default_scale if self.scale is None else self.scale
 
+    def like(self, x: Array) -> Operator:
+        """This operator, moved to x's backend and dtype (``on``) unless its arrays are there:
+        the passes take numpy, torch or JAX tokens whatever the weights were made in."""
+        arrays = [a for a in (getattr(self.heads, n) for n in self.heads.ARRAYS) if a is not None]
+        if not arrays or (backend_of(arrays[0]) == backend_of(x) and arrays[0].dtype == x.dtype):
+            return self
+        return self.on(x)
+
     def on(self, like: Array) -> Operator:
         """This operator with its parameters on the backend, dtype and device of ``like``."""
         out = replace(self, heads=self.heads.on(like))
@@ -136,15 +144,17 @@ class Operator:
         self, x: Array, pos: Any = None, *, step: Any = 0, path: str | None = None
     ) -> Array:
         """y (B, n, d_out): every token attends to the tokens of x under the mask."""
-        cache = self.cache(x, pos)
-        return self.attend(x, cache.positions, cache, step=step, path=path)
+        op = self.like(x)
+        cache = op.cache(x, pos)
+        return op.attend(x, cache.positions, cache, step=step, path=path)
 
     __call__ = forward
 
     def prefill(self, x: Array, pos: Any = None, *, step: Any = 0) -> tuple[Array, KVCache]:
         """(y, cache): a forward pass that also returns the cache a decoder would keep."""
-        cache = self.cache(x, pos)
-        return self.attend(x, cache.positions, cache, step=step), cache
+        op = self.like(x)
+        cache = op.cache(x, pos)
+        return op.attend(x, cache.positions, cache, step=step), cache
 
     def decode(
         self, x: Array, pos: Any, cache: KVCache, *, step: Any = 0

@@ -34,23 +34,38 @@ Distance = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Rope:
-    """Rotary position embedding on the last axis (even size e) of (..., n, e) arrays."""
+    """Rotary position embedding on the last axis (even size e) of (..., n, e) arrays.
+
+    ``frequencies`` (e/2 values), when given, replaces base^{-2k/e}: a trained model's
+    own table (Llama 3's rescaled frequencies, say) is used as the model stores it.
+    """
 
     base: float = 10000.0
     layout: str = "half"
+    frequencies: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in ("half", "interleaved"):
             raise ValueError(f"layout must be 'half' or 'interleaved', got {self.layout!r}")
         if not (np.isfinite(self.base) and self.base > 1):
             raise ValueError(f"RoPE base must be a finite number > 1, got {self.base!r}")
+        if self.frequencies is not None:
+            freq = tuple(float(f) for f in np.ravel(self.frequencies))
+            if not freq or not np.all(np.isfinite(freq)):
+                raise ValueError("RoPE frequencies must be a non-empty set of finite numbers")
+            object.__setattr__(self, "frequencies", freq)
 
     def angles(self, pos: Any, e: int) -> np.ndarray:
-        """(n, e/2) rotation angles pos * base^{-2k/e}."""
+        """(n, e/2) rotation angles pos * theta_k (theta_k = base^{-2k/e} by default)."""
         if e % 2:
             raise ValueError(f"RoPE needs an even head dimension, got {e}")
         pos = check_positions("positions", pos)
-        freq = self.base ** (-np.arange(0, e, 2, dtype=np.float64) / e)
+        if self.frequencies is None:
+            freq = self.base ** (-np.arange(0, e, 2, dtype=np.float64) / e)
+        elif len(self.frequencies) != e // 2:
+            raise ValueError(f"{len(self.frequencies)} RoPE frequencies for head dimension {e}")
+        else:
+            freq = np.asarray(self.frequencies, dtype=np.float64)
         return pos[:, None].astype(np.float64) * freq[None, :]
 
     def __call__(self, x: Array, pos: Any) -> Array:

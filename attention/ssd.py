@@ -19,6 +19,15 @@ per-token cache) and ``"chunked"`` (quadratic inside chunks, the recurrence betw
 them: the SSD algorithm). Shapes: W_x (H, d, p), W_B and W_C (H, d, N), W_dt (d, H),
 b_dt, A and D (H,); the output concatenates the heads, (batch, n, H p). B and C are per
 head here (Mamba-2 may share them across heads: give equal slices).
+
+An optional output map W_out (H p, d_out) closes the layer as Cheems's ``out_proj`` does
+(there H p = d and W_out is d x d): y W_out, (batch, n, d_out). With d_out = d the layer is
+a map R^{n x d} -> R^{n x d}, the right-hand side of a flow (``dynamics.fields.ssd``).
+
+SSD is not an :class:`attention.operator.Operator`: its kernel <R_i C_i, R_j B_j> times a
+decay is not normalised over the keys (no softmax, no router path), and a decoder keeps a
+constant state instead of a per-token cache. ``attention.ssd_layer.SSDLayer`` is its torch
+layer.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from attention.array_api import Array, device, from_numpy, namespace, rng
-from attention.masks import as_backend_mask, positions
+from attention.masks import as_backend_mask, convert_arrays, positions
 from attention.positional import Rope
 from attention.variants.standard import check_weight
 
@@ -39,7 +48,8 @@ ROPE = Rope()
 
 @dataclass(frozen=True)
 class StateSpaceDuality:
-    """SSD with RoPE on B and C (module docstring); ``rope`` None gives plain Mamba-2 SSD."""
+    """SSD with RoPE on B and C (module docstring); ``rope`` None gives plain Mamba-2 SSD;
+    ``W_out`` None leaves the heads concatenated (width H p)."""
 
     W_x: Any
     W_B: Any
@@ -49,8 +59,10 @@ class StateSpaceDuality:
     A: Any
     D: Any
     rope: Rope | None = ROPE
+    W_out: Any = None
 
-    ARRAYS: ClassVar[tuple[str, ...]] = ("W_x", "W_B", "W_C", "W_dt", "b_dt", "A", "D")
+    ARRAYS: ClassVar[tuple[str, ...]] = ("W_x", "W_B", "W_C", "W_dt", "b_dt", "A", "D",
+                                         "W_out")
 
     def __post_init__(self) -> None:
         H, d, p = check_weight("W_x", self.W_x)
@@ -67,14 +79,25 @@ class StateSpaceDuality:
                                  f"{tuple(getattr(self, name).shape)}")
         if self.rope is not None and N % 2:
             raise ValueError(f"RoPE on B and C needs an even state size N, got {N}")
-        for key, value in (("n_heads", H), ("d_in", d), ("head_dim", p), ("state_dim", N)):
+        d_out = H * p
+        if self.W_out is not None:
+            shape = tuple(getattr(self.W_out, "shape", ()))
+            if len(shape) != 2 or shape[0] != H * p:
+                raise ValueError(f"W_out must have shape ({H * p}, d_out) (heads x head_dim "
+                                 f"rows), got {shape}")
+            d_out = int(shape[1])
+        for key, value in (("n_heads", H), ("d_in", d), ("head_dim", p), ("state_dim", N),
+                           ("d_out", d_out)):
             object.__setattr__(self, key, value)
 
     @classmethod
     def init(cls, d: int, heads: int, state: int, head_dim: int | None = None, *,
-             seed: Any = 0, backend: str = "numpy", rope: Rope | None = ROPE) -> Any:
+             seed: Any = 0, backend: str = "numpy", rope: Rope | None = ROPE,
+             output: bool = False) -> Any:
         """Random weights: W ~ N(0, 1/d); Delta's bias so that softplus(b_dt) is uniform on
-        [1e-3, 1e-1]; A = -e^u with u uniform on [0, log 16]; D = 1 (Mamba-2's ranges)."""
+        [1e-3, 1e-1]; A = -e^u with u uniform on [0, log 16]; D = 1 (Mamba-2's ranges).
+        ``output``: also an output map W_out (H p, d) ~ N(0, 1/(H p)), drawn after the rest
+        (the other weights of a seed do not change)."""
         gen = rng(seed)
         p = head_dim if head_dim is not None else d // heads
         dt = np.exp(gen.uniform(np.log(1e-3), np.log(1e-1), heads))
@@ -87,7 +110,13 @@ class StateSpaceDuality:
             "A": -np.exp(gen.uniform(0.0, np.log(16.0), heads)),
             "D": np.ones(heads),
         }
+        if output:
+            arrays["W_out"] = gen.standard_normal((heads * p, d)) / np.sqrt(heads * p)
         return cls(**{k: from_numpy(a, backend) for k, a in arrays.items()}, rope=rope)
+
+    def on(self, like: Array) -> StateSpaceDuality:
+        """These weights on the backend, dtype and device of ``like``."""
+        return convert_arrays(self, like)
 
     @property
     def state_elements(self) -> int:
@@ -112,7 +141,8 @@ class StateSpaceDuality:
 
     def forward(self, x: Array, pos: Any = None, *, form: str = "chunked",
                 chunk: int = 16) -> Array:
-        """y (B, n, H p) for tokens x (B, n, d) at positions ``pos`` (default 0..n-1)."""
+        """y (B, n, H p), or y W_out (B, n, d_out), for tokens x (B, n, d) at positions
+        ``pos`` (default 0..n-1)."""
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")
         if not isinstance(chunk, int) or chunk < 1:
@@ -127,7 +157,8 @@ class StateSpaceDuality:
             y, _ = _chunked(xh, b, c, delta, self.A, chunk)
         y = y + self.D[:, None, None] * xh
         B, H, n, p = y.shape
-        return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (B, n, H * p))
+        y = xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (B, n, H * p))
+        return y if self.W_out is None else y @ self.W_out
 
     __call__ = forward
 

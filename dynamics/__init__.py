@@ -23,11 +23,14 @@ from dynamics.fields.base import Field, Fusion, Wrapper
 from dynamics.fields.circle import CircleAttention, CircleSA, CircleUSA, Kuramoto
 from dynamics.fields.feedforward import FeedForward
 from dynamics.fields.hardmax import Hardmax
+from dynamics.fields.moe import CDMoE
+from dynamics.fields.network import Depth, NetworkFlow, ResidualField, model_flow
 from dynamics.fields.noise import Noisy
 from dynamics.fields.normalization import NormalizedAttention, PeriLN, PreLN, polar
 from dynamics.fields.operator import MemberOperators, OperatorField, euclidean_flow, sphere_flow
 from dynamics.fields.rescaled import RescaledSelfAttention, from_rescaled, to_rescaled
 from dynamics.fields.splitting import LieTrotter
+from dynamics.fields.ssd import SSDField
 from dynamics.gpu import ENGINES, FusedAttention, GraphedScheme, fuse
 from dynamics.initial import (
     cone,
@@ -83,10 +86,12 @@ __all__ = [
     "SA",
     "SPHERE",
     "USA",
+    "CDMoE",
     "CircleAttention",
     "CircleSA",
     "CircleUSA",
     "Clusters",
+    "Depth",
     "DiffraxFlow",
     "FeedForward",
     "Field",
@@ -100,6 +105,7 @@ __all__ = [
     "LieTrotter",
     "MemberOperators",
     "MultiHeadAttention",
+    "NetworkFlow",
     "Noisy",
     "NormalizedAttention",
     "OperatorField",
@@ -107,6 +113,8 @@ __all__ = [
     "PreLN",
     "PureSelfAttention",
     "RescaledSelfAttention",
+    "ResidualField",
+    "SSDField",
     "SelfAttention",
     "Trajectory",
     "Weights",
@@ -137,6 +145,7 @@ __all__ = [
     "inner_product_histograms",
     "min_inner_with",
     "min_pairwise_inner",
+    "model_flow",
     "normalize",
     "order_parameter",
     "orthogonal",

@@ -68,6 +68,10 @@ _study("synchronisation", "synchronisation",
 _study("variant-flows", "variant_flows",
        "the same tokens flowed under MHA, GQA/MQA, MFA, MFA-KR, AnSAN, PrFlash and DMA: "
        "clustering time, cluster count and distance to full attention")
+register_command("diagnose", "experiments.diagnostics",
+                 "per-head diagnostics of a local Hugging Face model against the clustering "
+                 "theorems (value and query-key spectra, effective beta, regime) and their "
+                 "heat map")
 register_command("plot", "experiments.plotting",
                  "the standard figures (PNG + PDF) of a stored study, from the store alone")
 register_command("bench", "experiments.bench.cli",

@@ -1,4 +1,5 @@
-"""python -m paper_repro [ID ...] [--quick | --full] [--replot] [--out DIR] [--scheme S].
+"""python -m paper_repro [ID ...] [--quick | --full] [--replot] [--out DIR] [--scheme S]
+[--model PATH_OR_NAME].
 
 Prints each figure's checks as a table and exits with status 1 if any check fails (2 if a
 figure named with ``--replot`` has no stored data; ``--replot`` alone redraws every figure
@@ -28,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheme", choices=SCHEMES, default="faithful")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None,
+                        help="F1: a local Hugging Face model (directory or cached name; "
+                             "safetensors only) instead of ALBERT xlarge-v2")
     args = parser.parse_args(argv)
     unknown = [i for i in args.ids if i not in FIGURES]
     if unknown:
         parser.error(f"unknown figure IDs {unknown}; available: {sorted(FIGURES)}")
     request = FigureRequest(out=args.out, quick=not args.full, scheme=args.scheme,
-                            device=args.device, seed=args.seed)
+                            device=args.device, seed=args.seed, model=args.model)
     failed, missing = [], []
     for figure_id in args.ids or sorted(FIGURES):
         start = time.perf_counter()

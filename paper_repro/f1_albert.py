@@ -1,4 +1,5 @@
-"""F1 - histograms of pairwise inner products of ALBERT's hidden states (paper Fig. 1).
+"""F1 - histograms of pairwise inner products of a model's hidden states by layer (paper Fig. 1),
+beside the same histograms from the model's flow in depth.
 
 The paper feeds one Wikipedia paragraph (wikitext-103, a train line of more than 300
 tokens) through the pretrained ALBERT XLarge v2 and plots, at several layers, the density
@@ -8,10 +9,16 @@ the model run for 48 layers (ALBERT shares its layer, so this iterates it; the a
 notebook also set ``num_attention_heads=1`` there, paper.md erratum 5) at layers 25, 26, 27,
 46, 47, 48. The claim: mass accumulates at 1 with depth.
 
-This needs ``transformers``, ``datasets`` and ``sentencepiece`` with the model and data
-already in the local Hugging Face cache (no download is attempted). Where they are missing
-the figure says so and writes nothing. The histogram code (``layer_histograms``,
-``draw_histograms``) runs on any token sets; the tests feed it synthetic tokens.
+``python -m paper_repro F1 --model PATH_OR_NAME`` does the same for any supported model the
+user has locally (``attention.importers``: safetensors only, no remote code, no download),
+at six layers spread over its depth. Beside the model's own hidden states, each figure shows
+those of ``dynamics.model_flow`` of the same model, integrated by Euler with h = 1 from the
+model's first hidden state: the network is that discretised flow, and the check says by how
+much the two differ (float64). Tokens come from the model's tokenizer on a wikitext-103 line
+(or, without the dataset, on this module's ``TEXT``); a model saved without a tokenizer gets
+token ids drawn from the seed. Where the model, ``transformers`` or the tokenizer's
+libraries are missing the figure says so and writes nothing. The histogram code
+(``layer_histograms``, ``draw_histograms``) runs on any token sets.
 The caption says i != j, the authors' notebook included the diagonal; both are offered.
 """
 
@@ -23,7 +30,14 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dynamics import Histogram, inner_product_histograms, normalize, pairwise_inner_products
+from dynamics import (
+    Histogram,
+    inner_product_histograms,
+    model_flow,
+    normalize,
+    pairwise_inner_products,
+    simulate,
+)
 from paper_repro.registry import (
     FIGURES,
     Check,
@@ -87,6 +101,22 @@ def draw_histograms(rows: list[tuple[str, dict[int, Histogram]]]):
     return fig
 
 
+TEXT = (
+    "Transformers read a sentence as a cloud of points. Each layer lets every word look at "
+    "every other word, weigh how alike they are, and move towards the ones it resembles "
+    "most. Seen from far away, a deep network repeats this gesture many times, so the "
+    "points drift together, and after enough layers most of them sit in a few tight "
+    "groups. Whether that grouping helps or hurts depends on the task: a summary may want "
+    "the words of one topic to agree, while a translation needs each word to keep enough "
+    "of itself to be told apart from its neighbours. Measuring how quickly the points "
+    "gather, and how many groups survive, is one way to look inside a trained model "
+    "without reading its billions of weights one at a time."
+)
+MIN_VOCABULARY = 100
+FLOW_TOL = 1e-8
+"""Largest relative difference allowed between the hidden states and the Euler h = 1 flow."""
+
+
 def _require(name: str) -> Any:
     try:
         return __import__(name)
@@ -94,84 +124,195 @@ def _require(name: str) -> Any:
         raise Unavailable(f"the Python package {name!r} is not installed") from error
 
 
-def hidden_states(seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict]:
-    """Hidden states (n, 2048) of the 24- and 48-layer runs at the figure's layers, from the
-    local cache only; raises Unavailable when anything is missing."""
+def spread_layers(depth: int) -> tuple[int, ...]:
+    """Six layers from 0 to ``depth`` (the paper's for 24 layers)."""
+    if depth == 24:
+        return LAYERS_24
+    return tuple(sorted({round(float(v)) for v in np.linspace(0, depth, 6)}))
+
+
+def _load(name: str, **overrides: Any) -> Any:
+    from attention.importers import load_model
+
+    _require("transformers")
+    try:
+        return load_model(name, **overrides)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        raise Unavailable(f"{name} is not available locally as safetensors ({error})") from error
+
+
+def token_ids(name: str, vocab_size: int, seed: int, max_tokens: int | None = None
+              ) -> tuple[Any, dict]:
+    """(input ids (1, n), how they were made): the tokenizer on a wikitext-103 line of more
+    than MIN_TOKENS tokens, or on TEXT; random ids from the seed without a tokenizer; at
+    most ``max_tokens`` (the model's positions)."""
+    torch = _require("torch")
+    transformers = _require("transformers")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(name), local_files_only=True, trust_remote_code=False)
+    except Exception:  # no tokenizer saved, or its library (sentencepiece) missing
+        tokenizer = None
+    # without vocabulary files a tokenizer class may still load, knowing only its special
+    # tokens: such a tokenizer (or one with ids the model lacks) is not used
+    if tokenizer is None or not MIN_VOCABULARY <= len(tokenizer) <= vocab_size:
+        count = min(MIN_TOKENS + 20, max_tokens or MIN_TOKENS + 20)
+        ids = np.random.default_rng(seed).integers(0, vocab_size, count)
+        return torch.as_tensor(ids[None]), {"text": f"random token ids (seed {seed})"}
+    for text, source in _texts(seed):
+        encoded = tokenizer(text, return_tensors="pt", truncation=True)
+        ids = encoded["input_ids"][:, :max_tokens]
+        if ids.shape[1] > MIN_TOKENS or source == "TEXT":
+            return ids, {"text": source}
+    raise Unavailable("no text to tokenize")  # pragma: no cover - TEXT always ends the loop
+
+
+def _texts(seed: int):
+    """wikitext-103 train lines in a seeded order when the dataset is cached, then TEXT."""
+    try:
+        import datasets
+
+        lines = datasets.load_dataset("wikitext", "wikitext-103-v1", split="train")
+    except Exception:  # not installed or not cached: the built-in paragraph
+        lines = None
+    if lines is not None:
+        for index in np.random.default_rng(seed).permutation(len(lines))[:100_000]:
+            yield lines[int(index)]["text"], f"wikitext-103 train line {int(index)}"
+    yield TEXT, "TEXT"
+
+
+def model_and_flow_states(model: Any, ids: Any, layers: tuple[int, ...]
+                          ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], float]:
+    """The model's hidden states (n, d) at ``layers``, the same from its flow (Euler, h = 1,
+    from the first hidden state; the final norm applied at the last layer, as the model
+    does), and their largest difference relative to the states' size."""
+    import torch
+
+    with torch.no_grad():
+        hs = [h[0].double().numpy() for h in model(input_ids=ids,
+                                                   output_hidden_states=True).hidden_states]
+    flow = model_flow(model)
+    depth = flow.depth
+    values = np.asarray(simulate(flow, hs[0][None], times=np.arange(depth + 1), method="euler",
+                                 dt=1.0).values[0])
+    final = flow.network.final_norm
+    if final is not None:
+        values[depth] = final(values[depth])
+    gap = max(np.abs(values[k] - hs[k]).max() / max(1.0, np.abs(hs[k]).max())
+              for k in range(depth + 1))
+    return {k: hs[k] for k in layers}, {k: values[k] for k in layers}, float(gap)
+
+
+LIMIT_DT = 0.125
+"""Step of RK4 for the continuous-depth limit (each sublayer's flow on [0, 1])."""
+
+
+def continuous_limit(flow: Any, h0: np.ndarray, layers: tuple[int, ...], dt: float = LIMIT_DT
+                     ) -> dict[int, np.ndarray]:
+    """The continuous-depth limit of a Pre-LN network at ``layers``: from h0 (n, d), each
+    sublayer's own flow integrated over unit time by RK4 with step dt, block after block
+    (``dynamics.fields.network``), the final norm applied at the last layer."""
+    x = h0[None]
+    out = {0: h0} if 0 in layers else {}
+    for layer in range(flow.depth):
+        for sublayer in flow.sublayers(layer):
+            x = np.asarray(simulate(sublayer, x, times=[0.0, 1.0], method="rk4",
+                                    dt=dt).values[:, -1])
+        if layer + 1 in layers:
+            y = x[0]
+            final = flow.network.final_norm
+            out[layer + 1] = final(y) if layer + 1 == flow.depth and final is not None else y
+    return out
+
+
+def geometry_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |<a_i, a_j> - <b_i, b_j>| over pairs i != j of normalised tokens (n, d)."""
+    ga, gb = (pairwise_inner_products(normalize(np.asarray(x, dtype=float))[None])
+              for x in (a, b))
+    return float(np.mean(np.abs(np.asarray(ga) - np.asarray(gb))))
+
+
+def compute(request: FigureRequest):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    transformers = _require("transformers")
-    datasets = _require("datasets")
-    _require("sentencepiece")
-    torch = _require("torch")
-    try:
-        tokenizer = transformers.AlbertTokenizer.from_pretrained(MODEL, local_files_only=True)
-        model24 = transformers.AlbertModel.from_pretrained(MODEL, local_files_only=True)
-        config = transformers.AlbertConfig.from_pretrained(
-            MODEL, num_hidden_layers=48, num_attention_heads=1, local_files_only=True)
-        model48 = transformers.AlbertModel.from_pretrained(MODEL, config=config,
-                                                           local_files_only=True)
-        lines = datasets.load_dataset("wikitext", "wikitext-103-v1", split="train")
-    except Exception as error:  # the hub raises OSError / ValueError / ConnectionError
-        raise Unavailable(f"{MODEL} or wikitext-103 is not in the local cache ({error})") from error
-    gen = np.random.default_rng(seed)
-    for index in gen.permutation(len(lines))[:100_000]:
-        text = lines[int(index)]["text"]
-        encoded = tokenizer(text, return_tensors="pt", truncation=True)
-        if encoded["input_ids"].shape[1] > MIN_TOKENS:
-            break
-    else:
-        raise Unavailable(f"no wikitext-103 line with more than {MIN_TOKENS} tokens found")
-    with torch.no_grad():
-        out24 = model24(**encoded, output_hidden_states=True).hidden_states
-        out48 = model48(**encoded, output_hidden_states=True).hidden_states
-    meta = {"line": int(index), "tokens": int(encoded["input_ids"].shape[1])}
-    return ({k: out24[k][0].double().numpy() for k in LAYERS_24},
-            {k: out48[k][0].double().numpy() for k in LAYERS_48}, meta)
+    name = request.model or MODEL
+    model = _load(name)
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(
+        config, "n_positions", None)
+    ids, meta = token_ids(name, config.vocab_size, request.seed, positions)
+    layers = spread_layers(config.num_hidden_layers)
+    states, flowed, gap = model_and_flow_states(model, ids, layers)
+    rows = [(f"{config.num_hidden_layers} layers", states), ("flow, Euler h = 1", flowed)]
+    limit_gap = None
+    flow = model_flow(model)
+    if flow.network.placement == "pre":  # Post-LN has no continuous limit (its LayerNorm's
+        # gain and bias are not idempotent: dynamics.fields.network)
+        limit = continuous_limit(flow, states[0], layers)
+        rows.append((f"depth limit, RK4 h = {LIMIT_DT:g}", limit))
+        limit_gap = {k: geometry_gap(limit[k], states[k]) for k in layers}
+    if request.model is None:  # the paper's second run: the shared layer iterated 48 times
+        model48 = _load(name, num_hidden_layers=48, num_attention_heads=1)
+        states48, _, _ = model_and_flow_states(model48, ids, LAYERS_48)
+        rows.append(("48 layers (1 head)", states48))
+    return rows_dataset(rows, {**meta, "model": str(name), "tokens": int(ids.shape[1]),
+                               "model_type": config.model_type, "flow_gap": gap,
+                               "limit_geometry_gap": limit_gap,
+                               "paper_model": request.model is None})
 
 
-def states_dataset(states24: dict[int, np.ndarray], states48: dict[int, np.ndarray],
-                   meta: dict, *, include_diagonal: bool = False):
-    """The hidden states (layer, token, feature) of both runs as F1's Dataset."""
-    return dataset({f"states{depth}": ((f"layer{depth}", "token", "feature"),
-                                       np.stack(list(s.values())))
-                    for depth, s in ((24, states24), (48, states48))},
-                   {"layer24": list(states24), "layer48": list(states48)}, model=MODEL,
-                   layers_24=LAYERS_24, layers_48=LAYERS_48, include_diagonal=include_diagonal,
+def rows_dataset(rows: list[tuple[str, dict[int, np.ndarray]]], meta: dict,
+                 *, include_diagonal: bool = False):
+    """Rows of hidden states (label, {layer: (n, d)}) as F1's Dataset: one variable
+    ``states<k>`` (layer<k>, token, feature) per row, its label in ``parameters``."""
+    return dataset({f"states{k}": ((f"layer{k}", "token", "feature"),
+                                   np.stack(list(states.values())))
+                    for k, (_, states) in enumerate(rows)},
+                   {f"layer{k}": list(states) for k, (_, states) in enumerate(rows)},
+                   labels=[label for label, _ in rows], include_diagonal=include_diagonal,
                    **meta)
 
 
-def make_figure(request: FigureRequest, states24: dict[int, np.ndarray],
-                states48: dict[int, np.ndarray], meta: dict, *, include_diagonal: bool = False):
-    """F1 from hidden states (real or, in tests, synthetic), through its store."""
-    ds = states_dataset(states24, states48, meta, include_diagonal=include_diagonal)
+def make_figure(request: FigureRequest, rows: list[tuple[str, dict[int, np.ndarray]]],
+                meta: dict, *, include_diagonal: bool = False):
+    """F1 from rows of hidden states (real or, in tests, synthetic), through its store."""
+    ds = rows_dataset(rows, meta, include_diagonal=include_diagonal)
     write_store(ds, store_path(request, "F1"), FIGURES["F1"], request)
     return make("F1", request, replot=True)
 
 
-def compute(request: FigureRequest):
-    return states_dataset(*hidden_states(request.seed))
-
-
-@register("F1", "ALBERT xlarge-v2 inner-product histograms (needs the model locally)", compute)
+@register("F1", "inner-product histograms by layer of ALBERT xlarge-v2 or a local model "
+                "(--model), beside its flow in depth", compute)
 def draw(ds, request: FigureRequest):
     """Draw, save and check F1 from the stored hidden states."""
     meta = parameters(ds)
     include_diagonal = meta["include_diagonal"]
-    states = {n: {int(k): ds[f"states{n}"].sel({f"layer{n}": k}).values
-                  for k in ds[f"layer{n}"].values} for n in (24, 48)}
-    rows = [(f"{n} layers", layer_histograms(states[n], include_diagonal=include_diagonal))
-            for n in (24, 48)]
+    states = [{int(k): ds[f"states{r}"].sel({f"layer{r}": k}).values
+               for k in ds[f"layer{r}"].values} for r in range(len(meta["labels"]))]
+    rows = [(label, layer_histograms(s, include_diagonal=include_diagonal))
+            for label, s in zip(meta["labels"], states, strict=True)]
     fig = draw_histograms(rows)
-    fig.suptitle(f"F1 - <x_i, x_j> of normalised hidden states ({meta.get('source', MODEL)}; "
+    source = meta.get("model", meta.get("source", MODEL))
+    fig.suptitle(f"F1 - <x_i, x_j> of normalised hidden states ({source}; "
                  f"{'with' if include_diagonal else 'without'} i = j)", fontsize=10, y=1.01)
-    near = {layer: fraction for n in (24, 48) for layer, fraction
-            in mass_near_one(states[n], include_diagonal=include_diagonal).items()}
+    near = {label: mass_near_one(s, include_diagonal=include_diagonal)
+            for label, s in zip(meta["labels"], states, strict=True)}
     data = {"parameters": meta,
             "histograms": {f"{label}: layer {k}": {"density": h.density, "edges": h.edges}
                            for label, hists in rows for k, h in hists.items()},
-            "mass_above_0.9": near}
-    first, last = min(near), max(near)
-    checks = [Check(f"F1: growth of the fraction of pairs with <x_i, x_j> > {NEAR_ONE}, layer "
-                    f"{first} -> {last}", near[last] - near[first], 0.0, ">",
-                    f"{near[first]:.3f} -> {near[last]:.3f}")]
-    return save_figure(fig, request, "F1_albert", data, checks), checks
+            "mass_above_0.9": near,
+            "limit_geometry_gap": meta.get("limit_geometry_gap")}
+    checks = []
+    if meta.get("paper_model", True):  # the paper's claim, about the trained ALBERT
+        first_row = near[meta["labels"][0]]
+        first, last = min(first_row), max(first_row)
+        checks.append(Check(
+            f"F1: growth of the fraction of pairs with <x_i, x_j> > {NEAR_ONE}, layer "
+            f"{first} -> {last}", first_row[last] - first_row[first], 0.0, ">",
+            f"{first_row[first]:.3f} -> {first_row[last]:.3f}"))
+    if "flow_gap" in meta:
+        checks.append(Check("F1: model_flow with Euler h = 1 reproduces the hidden states "
+                            "(largest relative difference)", meta["flow_gap"], FLOW_TOL, "<",
+                            "float64; the network is its flow discretised with h = 1"))
+    stem = "F1_albert" if meta.get("paper_model", True) else f"F1_{meta['model_type']}"
+    return save_figure(fig, request, stem, data, checks), checks

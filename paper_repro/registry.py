@@ -38,7 +38,8 @@ class FigureRequest:
     """What to make: output folder, size (quick or the papers' full size), integration scheme
     (``schemes.SCHEMES``: "faithful" the authors' Euler-then-normalise at h = 0.1, "exact"
     adaptive Dormand-Prince), device and the base seed every random draw of the figure
-    derives from. ``tiny`` asks for the smallest sizes that still show the claim (tests)."""
+    derives from. ``tiny`` asks for the smallest sizes that still show the claim (tests).
+    ``model`` is a local model (path or cached name) for the figures that read one (F1)."""
 
     out: Path
     quick: bool = True
@@ -46,6 +47,7 @@ class FigureRequest:
     device: str = "cpu"
     seed: int = 0
     tiny: bool = False
+    model: str | None = None
 
     @property
     def size(self) -> str:

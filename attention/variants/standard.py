@@ -8,6 +8,10 @@ arXiv 2305.13245). Shapes: W_Q (H, d, e), W_K (G, d, e), W_V (G, d, f), W_O (H, 
 Any of them may be None, the identity (then e = d, f = d, and y = sum_h o^h): with
 H = G = 1 and all four None this is the head of ``dynamics.SA``. The cache holds the
 (rotated) keys and the values: 2 G e elements per token when f = e.
+
+Trained layers add biases (``nn.MultiheadAttention``, BERT, GPT-2, Qwen2):
+q^h_i = x_i W_Q^h + b_Q^h before the rotation, likewise k and v, and y_i + b_O, with
+b_Q (H, e), b_K (G, e), b_V (G, f) and b_O (d_out,). A bias needs its matrix.
 """
 
 from __future__ import annotations
@@ -57,12 +61,16 @@ class Projections(Heads):
     W_K: Any = None
     W_V: Any = None
     W_O: Any = None
+    b_Q: Any = None
+    b_K: Any = None
+    b_V: Any = None
+    b_O: Any = None
     heads: int | None = None
     groups: int | None = None
     d: int | None = None
     rope: Rope | None = None
 
-    ARRAYS: ClassVar[tuple[str, ...]] = ("W_Q", "W_K", "W_V", "W_O")
+    ARRAYS: ClassVar[tuple[str, ...]] = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")
 
     def __post_init__(self) -> None:
         dims: dict[str, set[int]] = {"H": set(), "G": set(), "d": set(), "e": set(), "f": set()}
@@ -98,32 +106,42 @@ class Projections(Heads):
             raise ValueError(f"{H} query heads are not divisible by {G} key/value groups")
         if self.rope is not None and e % 2:
             raise ValueError(f"RoPE needs an even head dimension, got {e}")
-        d_out = self.W_O.shape[-1] if self.W_O is not None else f
-        self._derive(n_heads=H, n_groups=G, d_in=d, head_dim=e, value_dim=f, d_out=int(d_out))
+        d_out = int(self.W_O.shape[-1]) if self.W_O is not None else f
+        expected = {"b_Q": ("W_Q", (H, e)), "b_K": ("W_K", (G, e)), "b_V": ("W_V", (G, f)),
+                    "b_O": ("W_O", (d_out,))}
+        for name, (matrix, shape) in expected.items():
+            b = getattr(self, name)
+            if b is None:
+                continue
+            if getattr(self, matrix) is None:
+                raise ValueError(f"{name} needs its matrix {matrix} (an identity map has no bias)")
+            if tuple(int(s) for s in b.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {tuple(b.shape)}")
+        self._derive(n_heads=H, n_groups=G, d_in=d, head_dim=e, value_dim=f, d_out=d_out)
 
-    def _map(self, x: Array, w: Any, count: int) -> Array:
+    def _map(self, x: Array, w: Any, count: int, b: Any = None) -> Array:
         xp = namespace(x)
         xh = x[:, None]
         if w is None:
             return xh if count == 1 else xp.broadcast_to(xh, (x.shape[0], count, *x.shape[1:]))
-        return xh @ w
+        return xh @ w if b is None else xh @ w + b[:, None, :]
 
     def queries(self, x: Array, pos: Any) -> Array:
-        q = self._map(x, self.W_Q, self.n_heads)
+        q = self._map(x, self.W_Q, self.n_heads, self.b_Q)
         return q if self.rope is None else self.rope(q, pos)
 
     def cache(self, x: Array, pos: Any) -> dict[str, Array]:
-        k = self._map(x, self.W_K, self.n_groups)
+        k = self._map(x, self.W_K, self.n_groups, self.b_K)
         k = k if self.rope is None else self.rope(k, pos)
-        return {"k": k, "v": self._map(x, self.W_V, self.n_groups)}
+        return {"k": k, "v": self._map(x, self.W_V, self.n_groups, self.b_V)}
 
     def keys_values(self, cache: dict[str, Array], pos: Any) -> tuple[Array, Array]:
         return cache["k"], cache["v"]
 
     def output(self, o: Array) -> Array:
         xp = namespace(o)
-        y = o if self.W_O is None else o @ self.W_O
-        return xp.sum(y, axis=1)
+        y = xp.sum(o if self.W_O is None else o @ self.W_O, axis=1)
+        return y if self.b_O is None else y + self.b_O
 
 
 def _one(values: set[int], what: str, default: int | None) -> int | None:

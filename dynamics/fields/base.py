@@ -14,6 +14,8 @@ attributes:
                          the same field in the coordinates y = U^T x (``dynamics.reduced``);
 * ``sigma``            - the noise strength of an SDE dX = f dt + sigma dW (0: an ODE);
 * ``parts``            - a splitting, advanced part by part by fixed-step schemes (() if none);
+* ``retract(t, y)``    - how a step that started at time t ends: the space's retraction by
+                         default; a Post-LN network ends each sublayer with its own LayerNorm;
 * ``check(x)`` / ``on(like)`` - validate the parameters against states x (batch, n, d) or
                          (batch, n); the field with its arrays on x's backend, dtype and device;
 * ``fusion()``         - how the field describes itself to a fused attention kernel
@@ -64,6 +66,10 @@ class Field(ABC):
     def drive(self, t: Any, x: Array) -> Array:
         """The velocity before the tangent projection (default: the velocity)."""
         return self(t, x)
+
+    def retract(self, t: Any, y: Array) -> Array:
+        """The end of a step started at time t: the space's retraction unless overridden."""
+        return self.space.retract(y)
 
     def check(self, x: Array) -> None:  # noqa: B027 - a field without parameters fits any x
         """Raise ValueError if the parameters do not fit states ``x``."""

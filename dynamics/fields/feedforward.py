@@ -19,45 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from attention.array_api import Array, asarray_like, backend_of, namespace
+from attention.activations import ACTIVATIONS as NAMED
+from attention.array_api import Array, asarray_like, namespace
 from dynamics.fields.base import Field
 from dynamics.space import SPHERE, Euclidean, Sphere
 from dynamics.validation import check_finite
 
-ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu")
-
-
-def _erf(z: Array) -> Array:
-    backend = backend_of(z)
-    if backend == "torch":
-        import torch
-
-        return torch.special.erf(z)
-    if backend == "jax":
-        import jax.scipy.special
-
-        return jax.scipy.special.erf(z)
-    import scipy.special
-
-    return scipy.special.erf(z)
-
-
-def relu(z: Array) -> Array:
-    """max(z, 0)."""
-    xp = namespace(z)
-    return xp.maximum(z, xp.zeros_like(z))
-
-
-def tanh(z: Array) -> Array:
-    return namespace(z).tanh(z)
-
-
-def gelu(z: Array) -> Array:
-    """Exact GELU z Phi(z) = z (1 + erf(z / sqrt 2)) / 2."""
-    return 0.5 * z * (1.0 + _erf(z * (1.0 / np.sqrt(2.0))))
-
-
-_NAMED = {"relu": relu, "tanh": tanh, "gelu": gelu}
+ACTIVATIONS: tuple[str, ...] = tuple(NAMED)
 
 
 def _at(param: Any, t: Any, like: Array, rank: int) -> Array | None:
@@ -84,7 +52,8 @@ class FeedForward(Field):
     a:          (m, d) or (batch, m, d), or a callable of t returning one
     w:          (d, m) or (batch, d, m), or a callable of t
     b:          (m,) or (batch, m), a callable of t, or None (no bias)
-    activation: "relu", "tanh", "gelu" (exact, erf) or an elementwise array-API callable
+    activation: a name of ``attention.activations.ACTIVATIONS`` (relu, tanh, gelu, gelu_tanh,
+                silu) or an elementwise array-API callable
     space:      SPHERE (projected) or EUCLIDEAN
     """
 
@@ -115,7 +84,7 @@ class FeedForward(Field):
 
     @property
     def sigma_fn(self) -> Callable[[Array], Array]:
-        return _NAMED[self.activation] if isinstance(self.activation, str) else self.activation
+        return NAMED[self.activation] if isinstance(self.activation, str) else self.activation
 
     def check(self, x: Array) -> None:
         """Raise if a, b, w do not fit tokens x (batch, n, d) or each other."""

@@ -118,7 +118,7 @@ def integrate_adaptive(
         ks = rk_stages(tableau, field, t, x, h, k1=k1, ht=ht)
         y = _combine(x, h, tableau.b, ks)
         err = _combine(0.0 * x, h, tableau.b_error, ks)
-        return field.space.retract(y), ks[-1], error_norm(err, x, y, rtol, atol)
+        return field.retract(t, y), ks[-1], error_norm(err, x, y, rtol, atol)
 
     if not field.time_dependent:
         attempt = compile_step(attempt, x0)

@@ -443,8 +443,8 @@ def _traceable_split(field: Any, x0: Array, t0: Array) -> tuple[dict[str, Array]
               for k, v in params.items()}
     try:
         jax.eval_shape(lambda p, x: with_params(skeleton, p)(t0, x), params, x0)
-    except jax.errors.ConcretizationTypeError:
-        params, skeleton = split_field(field)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        params, skeleton = split_field(field)  # a float read on the host (RoPE's base, say)
     return params, skeleton
 
 

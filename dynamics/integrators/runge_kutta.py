@@ -54,4 +54,4 @@ def rk_stages(
 def rk_step(tableau: ButcherTableau, field, t: Any, x: Array, h: Any) -> Array:
     """One retracted step of a fixed-step tableau."""
     ks = rk_stages(tableau, field, t, x, h)
-    return field.space.retract(_combine(x, h, tableau.b, ks))
+    return field.retract(t, _combine(x, h, tableau.b, ks))

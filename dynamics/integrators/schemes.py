@@ -43,7 +43,7 @@ class AuthorsEuler(FixedStepScheme):
     order: int = 1
 
     def step(self, field, t, x, h, noise=None):
-        return field.space.retract(x + h * field.drive(t, x))
+        return field.retract(t, x + h * field.drive(t, x))
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ProjectedEuler(FixedStepScheme):
     order: int = 1
 
     def step(self, field, t, x, h, noise=None):
-        return field.space.retract(x + h * field(t, x))
+        return field.retract(t, x + h * field(t, x))
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class EulerMaruyama(FixedStepScheme):
     def step(self, field, t, x, h, noise=None):
         drift = field(t, x)
         kick = field.space.project(x, noise) * (field.sigma * h**0.5)
-        return field.space.retract(x + h * drift + kick)
+        return field.retract(t, x + h * drift + kick)
 
 
 FIXED_STEP_SCHEMES: dict[str, FixedStepScheme] = {

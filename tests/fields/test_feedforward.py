@@ -7,9 +7,10 @@ import pytest
 import scipy.linalg
 import scipy.special
 
+from attention.activations import gelu, relu
 from attention.array_api import from_numpy, to_numpy
 from dynamics import EUCLIDEAN, SA, LieTrotter, normalize, simulate
-from dynamics.fields.feedforward import FeedForward, gelu, relu
+from dynamics.fields.feedforward import FeedForward
 
 
 def mlp(rng, d, m, activation="tanh"):

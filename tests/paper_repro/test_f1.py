@@ -1,4 +1,5 @@
-"""F1: the ALBERT figure skips cleanly without the model; its histograms, on synthetic tokens."""
+"""F1: the ALBERT figure skips cleanly without the model; its histograms, on synthetic tokens;
+``--model`` on a random-weight ALBERT saved as safetensors, beside its flow."""
 
 import json
 
@@ -9,10 +10,10 @@ from paper_repro import FigureRequest, f1_albert, make
 
 
 def test_f1_skips_without_model(tmp_path, monkeypatch):
-    def missing(seed):
+    def missing(name, **overrides):
         raise f1_albert.Unavailable("the Python package 'transformers' is not installed")
 
-    monkeypatch.setattr(f1_albert, "hidden_states", missing)
+    monkeypatch.setattr(f1_albert, "_load", missing)
     report = make("F1", FigureRequest(out=tmp_path))
     assert report.files == [] and list(tmp_path.iterdir()) == []
     assert report.checks == [] and "transformers" in report.skipped
@@ -43,11 +44,52 @@ def test_f1_histograms_on_synthetic_tokens(tmp_path, rng):
     near_diag = f1_albert.mass_near_one(fake24, include_diagonal=True)
     for layer in near:
         assert np.isclose(near_diag[layer], (near[layer] * n * (n - 1) + n) / n**2)
-    report = f1_albert.make_figure(FigureRequest(out=tmp_path), fake24, fake48,
+    rows = [("24 layers", fake24), ("48 layers", fake48)]
+    report = f1_albert.make_figure(FigureRequest(out=tmp_path), rows,
                                    {"source": "synthetic SA tokens"})
     data = json.loads((tmp_path / "F1_albert.json").read_text())
-    fractions = [data["mass_above_0.9"][str(k)] for k in f1_albert.LAYERS_24]
+    fractions = [data["mass_above_0.9"]["24 layers"][str(k)] for k in f1_albert.LAYERS_24]
     assert fractions[-1] > fractions[0]
     (check,) = report.checks
     assert check.passed and check.value > 0
     assert len(report.files) == 3
+
+
+def test_f1_on_a_local_model_shows_its_flow(tmp_path):
+    """A random-weight ALBERT saved as safetensors (no tokenizer: seeded token ids) goes
+    through ``python -m paper_repro F1 --model PATH``; its flow (Euler, h = 1) reproduces the
+    hidden states at every layer."""
+    pytest = __import__("pytest")
+    tf = pytest.importorskip("transformers")
+    from paper_repro.__main__ import main
+    from tests.models.tiny import randomize
+
+    config = tf.AlbertConfig(vocab_size=60, embedding_size=12, hidden_size=24,
+                             num_hidden_layers=5, num_attention_heads=4, intermediate_size=40)
+    randomize(tf.AlbertModel(config).double().eval(), seed=2).save_pretrained(tmp_path / "m")
+    status = main(["F1", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "fig")])
+    assert status == 0
+    data = json.loads((tmp_path / "fig" / "F1_albert.json").read_text())
+    (check,) = data["checks"]
+    assert check["passed"] and check["value"] < 1e-12
+    labels = data["parameters"]["labels"]
+    assert labels == ["5 layers", "flow, Euler h = 1"]
+    assert data["parameters"]["text"].startswith("random token ids")
+    assert data["mass_above_0.9"][labels[0]] == data["mass_above_0.9"][labels[1]]
+
+
+def test_f1_refuses_a_pickled_checkpoint(tmp_path):
+    """Loading never unpickles: a model saved only as pytorch_model.bin is refused."""
+    pytest = __import__("pytest")
+    tf = pytest.importorskip("transformers")
+    from attention.importers import load_model
+
+    config = tf.AlbertConfig(vocab_size=30, embedding_size=8, hidden_size=16,
+                             num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    import torch
+
+    model = tf.AlbertModel(config)
+    config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="unpickle"):
+        load_model(tmp_path)
