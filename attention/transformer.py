@@ -13,6 +13,8 @@ turns a :class:`Network` into a flow in depth. The MLPs:
     DenseMlp:  f(x) = act(x W_in + b_in) W_out + b_out                  (BERT, GPT-2, ALBERT)
     GatedMlp:  f(x) = (act(x W_gate) * (x W_up)) W_down                 (SwiGLU: Llama, Qwen2)
 
+    RoutedMoE: f(x) = shared(x) + sum_{e in top-k(x)} w_e(x) expert_e(x)  (DeepSeek-V3)
+
 with W_in (d, m), W_out (m, d) acting on token rows. Every map runs on numpy, torch and
 JAX arrays; ``on(like)`` moves its weights to ``like``'s backend, dtype and device.
 """
@@ -25,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from attention.activations import activation
-from attention.array_api import Array, asarray_like
+from attention.array_api import Array, asarray_like, namespace
 from attention.norms import LayerNorm, RMSNorm
 from attention.operator import Operator
 
@@ -105,7 +107,91 @@ class GatedMlp:
         return (activation(self.activation)(x @ self.W_gate) * (x @ self.W_up)) @ self.W_down
 
 
-Sublayer = Operator | DenseMlp | GatedMlp
+@dataclass(frozen=True)
+class RoutedMoE:
+    """DeepSeek-V3's mixture of experts (arXiv 2412.19437 §2.1.2), token by token:
+
+        s_e = sigmoid(<x, g_e>),   chosen by s_e + b_e among the ``topk_group`` best of
+        ``groups`` expert groups (a group's score: the sum of its two best s_e + b_e),
+        w_e = factor * s_e / sum_{chosen} s_e   (without ``normalize``: factor * s_e),
+        f(x) = shared(x) + sum_{e chosen} w_e (act(x G_e) * (x U_e)) D_e
+
+    router (E, d), bias b (E,), experts' W_gate and W_up (E, d, m), W_down (E, m, d), a
+    ``GatedMlp`` of shared experts. The experts are evaluated densely (every expert on
+    every token, weights 0 off the top k): exact, at E times the cost of the routed path.
+    The choice of experts is piecewise constant in x, so f jumps where two scores cross.
+    """
+
+    router: Any
+    bias: Any
+    W_gate: Any
+    W_up: Any
+    W_down: Any
+    shared: GatedMlp
+    top_k: int
+    groups: int = 1
+    topk_group: int = 1
+    normalize: bool = True
+    factor: float = 1.0
+    activation: str = "silu"
+
+    def __post_init__(self) -> None:
+        E, d = _matrix("router", self.router)
+        _vector("bias", self.bias, E)
+        for name in ("W_gate", "W_up", "W_down"):
+            if len(np.shape(getattr(self, name))) != 3 or np.shape(getattr(self, name))[0] != E:
+                raise ValueError(f"{name} must stack {E} expert matrices")
+        if not 1 <= self.top_k <= E or E % self.groups or not 1 <= self.topk_group <= self.groups:
+            raise ValueError(f"impossible routing: top_k = {self.top_k}, {self.groups} groups, "
+                             f"topk_group = {self.topk_group} for {E} experts")
+        if self.top_k > self.topk_group * (E // self.groups):
+            raise ValueError("top_k exceeds the experts of the chosen groups")
+        activation(self.activation)
+        object.__setattr__(self, "d_in", d)
+        object.__setattr__(self, "d_out", int(np.shape(self.W_down)[-1]))
+
+    def on(self, like: Array) -> RoutedMoE:
+        moved = _move(self, like, ("router", "bias", "W_gate", "W_up", "W_down"))
+        return replace(moved, shared=self.shared.on(like))
+
+    def weights(self, x: Array) -> Array:
+        """The routing weights w (..., E): zero off each token's chosen experts."""
+        xp = namespace(x)
+        scores = 1.0 / (1.0 + xp.exp(-(x @ xp.matrix_transpose(self.router))))
+        choice = scores + self.bias
+        E = choice.shape[-1]
+        grouped = xp.reshape(choice, (*choice.shape[:-1], self.groups, E // self.groups))
+        top2 = xp.sort(grouped, axis=-1, descending=True)[..., :2]
+        group_score = xp.sum(top2, axis=-1)
+        kept_groups = xp.argsort(group_score, axis=-1, descending=True)[..., :self.topk_group]
+        group_mask = xp.sum(_one_hot(kept_groups, self.groups, x), axis=-2)
+        expert_mask = xp.reshape(xp.broadcast_to(group_mask[..., None], grouped.shape),
+                                 choice.shape)
+        masked = xp.where(expert_mask > 0, choice, xp.full_like(choice, -xp.inf))
+        chosen = xp.argsort(masked, axis=-1, descending=True)[..., :self.top_k]
+        mask = xp.sum(_one_hot(chosen, E, x), axis=-2)
+        w = scores * mask
+        if self.normalize:
+            w = w / (xp.sum(w, axis=-1, keepdims=True) + 1e-20)
+        return w * self.factor
+
+    def __call__(self, x: Array) -> Array:
+        xp = namespace(x)
+        xe = x[..., None, :, :] if x.ndim >= 2 else x
+        h = activation(self.activation)(xe @ self.W_gate) * (xe @ self.W_up)
+        experts = h @ self.W_down                                   # (..., E, n, d)
+        w = xp.moveaxis(self.weights(x), -1, -2)[..., None]         # (..., E, n, 1)
+        return xp.sum(w * experts, axis=-3) + self.shared(x)
+
+
+def _one_hot(index: Array, size: int, like: Array) -> Array:
+    """(..., k) integer indices -> (..., k, size) one-hot in like's dtype."""
+    xp = namespace(like)
+    arange = xp.arange(size, device=getattr(like, "device", None))
+    return xp.astype(index[..., None] == arange, like.dtype)
+
+
+Sublayer = Operator | DenseMlp | GatedMlp | RoutedMoE
 Norm = LayerNorm | RMSNorm
 
 
@@ -120,7 +206,7 @@ class Residual:
     placement: Placement = "pre"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.map, (Operator, DenseMlp, GatedMlp)):
+        if not isinstance(self.map, (Operator, DenseMlp, GatedMlp, RoutedMoE)):
             raise TypeError("a residual map is an Operator or an MLP, got "
                             f"{type(self.map).__name__}")
         if self.placement not in ("pre", "post"):
@@ -211,11 +297,12 @@ class Network:
     def hidden_states(self, x: Array) -> list[Array]:
         """[x, block_0(x), ..., block_{L-1}(...)]: the input of every block and the last
         output (before ``final_norm``), each (batch, n, d)."""
+        net = self.on(x)  # weights on x's backend and dtype
         states = [x]
-        for block in self.blocks:
+        for block in net.blocks:
             states.append(block(states[-1]))
         return states
 
     def __call__(self, x: Array) -> Array:
         y = self.hidden_states(x)[-1]
-        return y if self.final_norm is None else self.final_norm(y)
+        return y if self.final_norm is None else self.final_norm.on(x)(y)

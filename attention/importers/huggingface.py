@@ -15,11 +15,16 @@ package's maps, with every weight copied to host float64:
                table (``rotary_emb.inv_freq``, "half" layout); GQA (``num_key_value_heads``);
                q/k/v biases where the checkpoint has them (Qwen2); sliding-window layers as
                ``SlidingWindow`` masks; SwiGLU MLP; final RMSNorm.
+* ``deepseek_v3`` Pre-LN with RMSNorm; multi-head latent attention (``LatentHeads``: query
+               LoRA or plain q_proj, RMSNorm on both latents, one shared rotary key,
+               interleaved or half RoPE); dense SwiGLU blocks, then routed experts
+               (``RoutedMoE``: sigmoid scores, group-limited top-k, shared experts).
 
-A Hugging Face model computes RMSNorm and the RoPE tables in float32 even when its weights
-are float64; the readers carry the weights, and the package computes in the dtype of the
-tokens. So a float64 Llama and its flow agree to float32 rounding (~1e-7), and to 1e-12
-once those two float32 steps are done in float64 (what the tests do).
+A Hugging Face model computes RMSNorm, the RoPE tables and DeepSeek's router in float32
+even when its weights are float64 (and its eager attention takes the softmax in float32);
+the readers carry the weights, and the package computes in the dtype of the tokens. So a
+float64 Llama and its flow agree to float32 rounding (~1e-7), and to 1e-12 once those
+float32 steps are done in float64 (what the tests do).
 
 Loading (:func:`load_model`) reads safetensors only and never runs code shipped with a
 model repository (``trust_remote_code=False``, ``use_safetensors=True``, local files only).
@@ -47,7 +52,8 @@ from attention.masks import CAUSAL, SlidingWindow
 from attention.norms import LayerNorm, RMSNorm
 from attention.operator import Operator
 from attention.positional import Rope
-from attention.transformer import Block, DenseMlp, GatedMlp, Network, Residual
+from attention.transformer import Block, DenseMlp, GatedMlp, Network, Residual, RoutedMoE
+from attention.variants.mla import LatentHeads
 from attention.variants.standard import Projections
 
 
@@ -229,9 +235,82 @@ def _llama(base: Any) -> Network:
     return Network(tuple(blocks), _rms_norm(base.norm), config.model_type)
 
 
+# -- DeepSeek-V2/V3 (multi-head latent attention) ---------------------------------------------
+
+
+def _deepseek_attention(attn: Any, rope: Rope) -> Operator:
+    """MLA in the package's ``LatentHeads`` (attention.variants.mla): the query LoRA (or a
+    plain q_proj, then W_DQ = I), both latent RMSNorms, the shared rotary key."""
+    config = attn.config
+    if any(getattr(attn, n) is not None and getattr(attn, n).bias is not None
+           for n in ("q_a_proj", "kv_a_proj_with_mqa", "o_proj")):
+        raise ValueError("MLA with attention_bias=True is not supported")
+    H, nope, r = attn.num_heads, attn.qk_nope_head_dim, attn.qk_rope_head_dim
+    if attn.q_lora_rank is None:
+        w_dq, norm_q = np.eye(attn.hidden_size), None
+        w_q = linear(attn.q_proj)[0]
+    else:
+        w_dq, norm_q = linear(attn.q_a_proj)[0], _rms_norm(attn.q_a_layernorm)
+        w_q = linear(attn.q_b_proj)[0]
+    w_q = w_q.reshape(w_q.shape[0], H, nope + r).transpose(1, 0, 2)
+    w_kv_a = linear(attn.kv_a_proj_with_mqa)[0]
+    latent = attn.kv_lora_rank
+    w_kv_b = linear(attn.kv_b_proj)[0]
+    w_kv_b = w_kv_b.reshape(latent, H, nope + attn.v_head_dim).transpose(1, 0, 2)
+    heads = LatentHeads(
+        W_DKV=w_kv_a[:, :latent].copy(), W_UK=w_kv_b[..., :nope].copy(),
+        W_UV=w_kv_b[..., nope:].copy(), W_DQ=w_dq, W_UQ=w_q[..., :nope].copy(),
+        W_QR=w_q[..., nope:].copy(), W_KR=w_kv_a[:, latent:].copy(),
+        W_O=merge_heads(linear(attn.o_proj)[0], H), rope=rope, norm_q=norm_q,
+        norm_kv=_rms_norm(attn.kv_a_layernorm),
+    )
+    return Operator(heads, mask=CAUSAL, scale=float(attn.scaling), name=config.model_type)
+
+
+def _gated(mlp: Any, act: str) -> GatedMlp:
+    return GatedMlp(linear(mlp.gate_proj)[0], linear(mlp.up_proj)[0], linear(mlp.down_proj)[0],
+                    act)
+
+
+def _deepseek_moe(moe: Any, act: str) -> RoutedMoE:
+    """DeepSeek-V3's routed experts: ``gate_up_proj`` (E, 2m, d) and ``down_proj`` (E, d, m)
+    stored as torch's (out, in), the router and its score-correction bias."""
+    experts, gate = moe.experts, moe.gate
+    gate_up = host(experts.gate_up_proj).transpose(0, 2, 1)       # (E, d, 2m)
+    m = gate_up.shape[-1] // 2
+    return RoutedMoE(
+        router=host(gate.weight), bias=host(gate.e_score_correction_bias),
+        W_gate=gate_up[..., :m].copy(), W_up=gate_up[..., m:].copy(),
+        W_down=host(experts.down_proj).transpose(0, 2, 1).copy(),
+        shared=_gated(moe.shared_experts, act), top_k=int(gate.top_k),
+        groups=int(gate.num_group), topk_group=int(gate.topk_group),
+        normalize=bool(gate.norm_topk_prob), factor=float(gate.routed_scaling_factor),
+        activation=act,
+    )
+
+
+def _deepseek(base: Any) -> Network:
+    config = base.config
+    rope = _rope_of_model(base)
+    if getattr(config, "rope_interleave", False):
+        rope = Rope(layout="interleaved", frequencies=rope.frequencies)
+    act = _activation(config.hidden_act)
+    blocks = []
+    for layer in base.layers:
+        mlp = layer.mlp
+        feed = _deepseek_moe(mlp, act) if hasattr(mlp, "experts") else _gated(mlp, act)
+        blocks.append(Block(
+            Residual(_deepseek_attention(layer.self_attn, rope),
+                     _rms_norm(layer.input_layernorm), "pre"),
+            Residual(feed, _rms_norm(layer.post_attention_layernorm), "pre"),
+        ))
+    return Network(tuple(blocks), _rms_norm(base.norm), config.model_type)
+
+
 READERS: dict[str, Callable[[Any], Network]] = {
     "bert": _bert, "albert": _albert, "gpt2": _gpt2,
     "llama": _llama, "mistral": _llama, "qwen2": _llama,
+    "deepseek_v3": _deepseek,
 }
 """Model type (``config.model_type``) -> reader of its base model."""
 

@@ -13,8 +13,11 @@ folds W_UK^h into the query and W_UV^h into the output,
     <q^C_i, c_j W_UK^h> = <q^C_i W_UK^{hT}, c_j>,   o^h W_O^h = (sum_j P_ij c_j) W_UV^h W_O^h,
 
 so decoding is MQA over the cached latent with head dimension d_c + d_r (``absorbed=True``);
-both paths give the same output. Shapes: W_DKV (d, d_c), W_UK (H, d_c, d_h), W_UV (H, d_c, d_v),
-W_DQ (d, d_cq), W_UQ (H, d_cq, d_h), W_QR (H, d_cq, d_r), W_KR (d, d_r), W_O (H, d_v, d_out).
+both paths give the same output. DeepSeek-V2/V3 checkpoints also normalise the two
+latents, c^Q_i = N_Q(x_i W_DQ) and c_j = N_KV(x_j W_DKV) (RMSNorm: ``norm_q``, ``norm_kv``;
+None: no normalisation), which the absorbed path keeps.
+Shapes: W_DKV (d, d_c), W_UK (H, d_c, d_h), W_UV (H, d_c, d_v), W_DQ (d, d_cq),
+W_UQ (H, d_cq, d_h), W_QR (H, d_cq, d_r), W_KR (d, d_r), W_O (H, d_v, d_out).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class LatentHeads(Heads):
     W_O: Any
     rope: Rope = field(default_factory=Rope)
     absorbed: bool = False
+    norm_q: Any = None
+    norm_kv: Any = None
 
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "W_DKV", "W_UK", "W_UV", "W_DQ", "W_UQ", "W_QR", "W_KR", "W_O"
@@ -80,9 +85,16 @@ class LatentHeads(Heads):
     def absorb(self) -> LatentHeads:
         return replace(self, absorbed=True)
 
+    def on(self, like: Array) -> LatentHeads:
+        moved = super().on(like)
+        norms = {name: getattr(self, name).on(like) for name in ("norm_q", "norm_kv")
+                 if getattr(self, name) is not None}
+        return replace(moved, **norms) if norms else moved
+
     def queries(self, x: Array, pos: Any) -> Array:
         xp = namespace(x)
-        cq = (x @ self.W_DQ)[:, None]
+        cq = x @ self.W_DQ
+        cq = (cq if self.norm_q is None else self.norm_q(cq))[:, None]
         q_c = cq @ self.W_UQ
         q_r = self.rope(cq @ self.W_QR, pos)
         if self.absorbed:
@@ -90,7 +102,9 @@ class LatentHeads(Heads):
         return xp.concat([q_c, q_r], axis=-1)
 
     def cache(self, x: Array, pos: Any) -> dict[str, Array]:
-        return {"c": x @ self.W_DKV, "k_rope": self.rope(x @ self.W_KR, pos)}
+        c = x @ self.W_DKV
+        c = c if self.norm_kv is None else self.norm_kv(c)
+        return {"c": c, "k_rope": self.rope(x @ self.W_KR, pos)}
 
     def keys_values(self, cache: dict[str, Array], pos: Any) -> tuple[Array, Array]:
         xp = namespace(cache["c"])

@@ -38,6 +38,14 @@ def configs() -> dict:
                                      num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                      num_key_value_heads=2, intermediate_size=40,
                                      sliding_window=4), tf.MistralModel),
+        # MLA with a query LoRA, interleaved RoPE; block 0 dense, blocks 1-2 routed experts
+        "deepseek_v3": (tf.DeepseekV3Config(
+            vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS, num_key_value_heads=HEADS, intermediate_size=40,
+            moe_intermediate_size=12, q_lora_rank=16, kv_lora_rank=8, qk_rope_head_dim=4,
+            qk_nope_head_dim=6, v_head_dim=5, first_k_dense_replace=1, n_routed_experts=8,
+            num_experts_per_tok=3, n_group=2, topk_group=1, n_shared_experts=1),
+            tf.DeepseekV3Model),
     }
 
 
@@ -63,7 +71,15 @@ def randomize(model: torch.nn.Module, seed: int, scale: float = 0.4) -> torch.nn
 def build(kind: str, seed: int = 0) -> torch.nn.Module:
     config, cls = configs()[kind]
     config._attn_implementation = "sdpa"  # eager attention takes its softmax in float32
-    return randomize(cls(config).double().eval(), seed)
+    config._experts_implementation = "eager"  # grouped_mm has no float64
+    model = randomize(cls(config).double().eval(), seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for module in model.modules():  # DeepSeek's routing bias is a buffer, not a parameter
+            bias = getattr(module, "e_score_correction_bias", None)
+            if bias is not None:
+                bias.copy_(0.3 * torch.randn(bias.shape, generator=g, dtype=torch.float64))
+    return model
 
 
 def hidden_states(model: torch.nn.Module, ids: torch.Tensor) -> list[np.ndarray]:
@@ -74,7 +90,8 @@ def hidden_states(model: torch.nn.Module, ids: torch.Tensor) -> list[np.ndarray]
 
 @contextlib.contextmanager
 def exact_float64():
-    """RMSNorm and the RoPE tables of the Llama family computed in float64."""
+    """RMSNorm, the RoPE tables and DeepSeek's router computed in float64."""
+    from transformers.models.deepseek_v3 import modeling_deepseek_v3 as deepseek
     from transformers.models.llama import modeling_llama as llama
     from transformers.models.mistral import modeling_mistral as mistral
     from transformers.models.qwen2 import modeling_qwen2 as qwen2
@@ -89,12 +106,34 @@ def exact_float64():
         return ((emb.cos() * self.attention_scaling).to(x.dtype),
                 (emb.sin() * self.attention_scaling).to(x.dtype))
 
+    def router(self, h):
+        """DeepSeek-V3's group-limited top-k routing, written again in float64."""
+        h = h.reshape(-1, self.hidden_dim)
+        logits = h @ self.weight.T
+        scores = logits.sigmoid()
+        choice = scores + self.e_score_correction_bias
+        grouped = choice.view(-1, self.num_group, self.num_experts // self.num_group)
+        group_scores = grouped.topk(2, dim=-1)[0].sum(dim=-1)
+        keep = torch.zeros_like(group_scores).scatter_(
+            1, group_scores.topk(self.topk_group, dim=-1)[1], 1.0)
+        keep = keep[..., None].expand_as(grouped).reshape(-1, self.num_experts)
+        index = choice.masked_fill(keep == 0, -torch.inf).topk(self.top_k, dim=-1)[1]
+        weights = scores.gather(1, index)
+        if self.norm_topk_prob:
+            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return logits, weights * self.routed_scaling_factor, index
+
     saved = []
-    for module, prefix in ((llama, "Llama"), (mistral, "Mistral"), (qwen2, "Qwen2")):
-        for cls, fn in ((getattr(module, prefix + "RMSNorm"), norm),
-                        (getattr(module, prefix + "RotaryEmbedding"), rope)):
-            saved.append((cls, cls.forward))
-            cls.forward = fn
+    patches = [(getattr(module, prefix + "RMSNorm"), norm) for module, prefix in
+               ((llama, "Llama"), (mistral, "Mistral"), (qwen2, "Qwen2"),
+                (deepseek, "DeepseekV3"))]
+    patches += [(getattr(module, prefix + "RotaryEmbedding"), rope) for module, prefix in
+                ((llama, "Llama"), (mistral, "Mistral"), (qwen2, "Qwen2"),
+                 (deepseek, "DeepseekV3"))]
+    patches.append((deepseek.DeepseekV3TopkRouter, router))
+    for cls, fn in patches:
+        saved.append((cls, cls.forward))
+        cls.forward = fn
     try:
         yield
     finally:
