@@ -51,14 +51,25 @@ class LayerNorm:
     def on(self, like: Array) -> LayerNorm:
         return replace(self, gain=_move(self.gain, like), bias=_move(self.bias, like))
 
-    def __call__(self, x: Array) -> Array:
+    def standardize(self, x: Array) -> Array:
+        """(x - mean) / sqrt(var + eps): LayerNorm before its gain and bias."""
         xp = namespace(x)
         centred = x - xp.mean(x, axis=-1, keepdims=True)
         var = xp.mean(centred * centred, axis=-1, keepdims=True)
-        y = centred / xp.sqrt(var + self.eps)
-        if self.gain is not None:
-            y = y * self.gain
+        return centred / xp.sqrt(var + self.eps)
+
+    def affine(self, u: Array) -> Array:
+        """gain * u + bias: LayerNorm's last step."""
+        y = u if self.gain is None else u * self.gain
         return y if self.bias is None else y + self.bias
+
+    def coordinates(self, y: Array) -> Array:
+        """(y - bias) / gain: the standardised u of an output y = LayerNorm(x) (gain != 0)."""
+        u = y if self.bias is None else y - self.bias
+        return u if self.gain is None else u / self.gain
+
+    def __call__(self, x: Array) -> Array:
+        return self.affine(self.standardize(x))
 
 
 @dataclass(frozen=True)

@@ -264,11 +264,14 @@ class Block:
 class Network:
     """L blocks applied in order, then ``final_norm`` (None: none) on the last state.
 
-    ``architecture`` names where the weights came from (``"gpt2"``, ``"bert"``, ...)."""
+    ``architecture`` names where the weights came from (``"gpt2"``, ``"bert"``, ...);
+    ``input_norm`` is the normalisation that produced the network's input, when it ends in
+    one (BERT's embedding LayerNorm; a Post-LN flow in standardised coordinates reads it)."""
 
     blocks: tuple[Block, ...]
     final_norm: Norm | None = None
     architecture: str = "network"
+    input_norm: Norm | None = None
 
     def __post_init__(self) -> None:
         blocks = tuple(self.blocks)
@@ -291,8 +294,10 @@ class Network:
         return self.blocks[0].attention.placement
 
     def on(self, like: Array) -> Network:
-        norm = None if self.final_norm is None else self.final_norm.on(like)
-        return replace(self, blocks=tuple(b.on(like) for b in self.blocks), final_norm=norm)
+        final = None if self.final_norm is None else self.final_norm.on(like)
+        first = None if self.input_norm is None else self.input_norm.on(like)
+        return replace(self, blocks=tuple(b.on(like) for b in self.blocks), final_norm=final,
+                       input_norm=first)
 
     def hidden_states(self, x: Array) -> list[Array]:
         """[x, block_0(x), ..., block_{L-1}(...)]: the input of every block and the last

@@ -24,7 +24,13 @@ from dynamics.fields.circle import CircleAttention, CircleSA, CircleUSA, Kuramot
 from dynamics.fields.feedforward import FeedForward
 from dynamics.fields.hardmax import Hardmax
 from dynamics.fields.moe import CDMoE
-from dynamics.fields.network import Depth, NetworkFlow, ResidualField, model_flow
+from dynamics.fields.network import (
+    Depth,
+    NetworkFlow,
+    ResidualField,
+    StandardizedSublayer,
+    model_flow,
+)
 from dynamics.fields.noise import Noisy
 from dynamics.fields.normalization import NormalizedAttention, PeriLN, PreLN, polar
 from dynamics.fields.operator import MemberOperators, OperatorField, euclidean_flow, sphere_flow
@@ -116,6 +122,7 @@ __all__ = [
     "ResidualField",
     "SSDField",
     "SelfAttention",
+    "StandardizedSublayer",
     "Trajectory",
     "Weights",
     "Wrapper",

@@ -14,11 +14,13 @@ user has locally (``attention.importers``: safetensors only, no remote code, no 
 at six layers spread over its depth. Beside the model's own hidden states, each figure shows
 those of ``dynamics.model_flow`` of the same model, integrated by Euler with h = 1 from the
 model's first hidden state: the network is that discretised flow, and the check says by how
-much the two differ (float64). Tokens come from the model's tokenizer on a wikitext-103 line
-(or, without the dataset, on this module's ``TEXT``); a model saved without a tokenizer gets
-token ids drawn from the seed. Where the model, ``transformers`` or the tokenizer's
-libraries are missing the figure says so and writes nothing. The histogram code
-(``layer_histograms``, ``draw_histograms``) runs on any token sets.
+much the two differ (float64); and those of its continuous-depth limit (RK4, h = 1/8,
+``experiments.depth``), with the mean gap between the limit's cosines and the network's
+per layer in the JSON (``limit_geometry_gap``). Tokens come from the model's tokenizer on a
+wikitext-103 line (or, without the dataset, on this module's ``TEXT``); a model saved
+without a tokenizer gets token ids drawn from the seed. Where the model, ``transformers``
+or the tokenizer's libraries are missing the figure says so and writes nothing. The
+histogram code (``layer_histograms``, ``draw_histograms``) runs on any token sets.
 The caption says i != j, the authors' notebook included the diagonal; both are offered.
 """
 
@@ -38,6 +40,8 @@ from dynamics import (
     pairwise_inner_products,
     simulate,
 )
+from experiments.depth import DT as DEPTH_DT
+from experiments.depth import depth_limit, geometry_gap
 from paper_repro.registry import (
     FIGURES,
     Check,
@@ -203,35 +207,6 @@ def model_and_flow_states(model: Any, ids: Any, layers: tuple[int, ...]
     return {k: hs[k] for k in layers}, {k: values[k] for k in layers}, float(gap)
 
 
-LIMIT_DT = 0.125
-"""Step of RK4 for the continuous-depth limit (each sublayer's flow on [0, 1])."""
-
-
-def continuous_limit(flow: Any, h0: np.ndarray, layers: tuple[int, ...], dt: float = LIMIT_DT
-                     ) -> dict[int, np.ndarray]:
-    """The continuous-depth limit of a Pre-LN network at ``layers``: from h0 (n, d), each
-    sublayer's own flow integrated over unit time by RK4 with step dt, block after block
-    (``dynamics.fields.network``), the final norm applied at the last layer."""
-    x = h0[None]
-    out = {0: h0} if 0 in layers else {}
-    for layer in range(flow.depth):
-        for sublayer in flow.sublayers(layer):
-            x = np.asarray(simulate(sublayer, x, times=[0.0, 1.0], method="rk4",
-                                    dt=dt).values[:, -1])
-        if layer + 1 in layers:
-            y = x[0]
-            final = flow.network.final_norm
-            out[layer + 1] = final(y) if layer + 1 == flow.depth and final is not None else y
-    return out
-
-
-def geometry_gap(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |<a_i, a_j> - <b_i, b_j>| over pairs i != j of normalised tokens (n, d)."""
-    ga, gb = (pairwise_inner_products(normalize(np.asarray(x, dtype=float))[None])
-              for x in (a, b))
-    return float(np.mean(np.abs(np.asarray(ga) - np.asarray(gb))))
-
-
 def compute(request: FigureRequest):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -244,13 +219,10 @@ def compute(request: FigureRequest):
     layers = spread_layers(config.num_hidden_layers)
     states, flowed, gap = model_and_flow_states(model, ids, layers)
     rows = [(f"{config.num_hidden_layers} layers", states), ("flow, Euler h = 1", flowed)]
-    limit_gap = None
-    flow = model_flow(model)
-    if flow.network.placement == "pre":  # Post-LN has no continuous limit (its LayerNorm's
-        # gain and bias are not idempotent: dynamics.fields.network)
-        limit = continuous_limit(flow, states[0], layers)
-        rows.append((f"depth limit, RK4 h = {LIMIT_DT:g}", limit))
-        limit_gap = {k: geometry_gap(limit[k], states[k]) for k in layers}
+    limit = depth_limit(model_flow(model), states[0][None])
+    limit = {k: limit[k][0] for k in layers}
+    rows.append((f"depth limit, RK4 h = {DEPTH_DT:g}", limit))
+    limit_gap = {k: geometry_gap(limit[k], states[k]) for k in layers}
     if request.model is None:  # the paper's second run: the shared layer iterated 48 times
         model48 = _load(name, num_hidden_layers=48, num_attention_heads=1)
         states48, _, _ = model_and_flow_states(model48, ids, LAYERS_48)

@@ -122,7 +122,7 @@ def _bert(base: Any) -> Network:
             Residual(DenseMlp(w_in, w_out, b_in, b_out, act), _layer_norm(layer.output.LayerNorm),
                      "post"),
         ))
-    return Network(tuple(blocks), None, "bert")
+    return Network(tuple(blocks), None, "bert", _layer_norm(base.embeddings.LayerNorm))
 
 
 def _albert_block(layer: Any, config: Any) -> Block:

@@ -21,7 +21,18 @@ Post-LN with a trained gain or bias has no such limit in these coordinates: its 
 N is not idempotent (N(N(y)) != N(y) unless gain = 1 and bias = 0), so the steps
 y -> N(y + h f(y)) apply the affine part of N once per step and diverge as h -> 0. A
 Post-LN sublayer therefore refuses steps that do not start at a whole time (h = 1 from an
-integer start, the network itself) unless its LayerNorm is the plain one.
+integer start, the network itself) unless its LayerNorm is the plain one. Its limit lives
+in *standardised coordinates* (:class:`StandardizedSublayer`): write N = A o S with
+S(y) = (y - mean y) / sqrt(var y + eps) and A(u) = gain * u + bias. The state u = S(.) lies
+on the sphere {mean u = 0, |u|^2 = d} (up to eps), the sublayer's input is x = A'(u) for
+the affine part A' of the norm before it, and the sublayer is
+
+    u -> S(u + F(u)),   F(u) = A'(u) + f(A'(u)) - u,
+
+the authors' scheme (Euler on the drive F, then the retraction S) with h = 1 on that
+sphere: the paper's model, with S as the normalisation. Smaller steps of the tangent part
+of F converge to a flow on the sphere (RK4 at fourth order, S being the nearest-point
+projection); the network's hidden states are A(u).
 
 States live in R^d (``space=EUCLIDEAN``): a Post-LN network keeps them on the image of its
 LayerNorm, a Pre-LN one lets their norms grow, as the residual stream does.
@@ -35,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from attention.array_api import Array, namespace
+from attention.norms import LayerNorm
 from attention.operator import is_traced
 from attention.transformer import Network, Residual
 from dynamics.fields.base import Field
@@ -80,6 +92,49 @@ class ResidualField(Field):
                     "converge; integrate it with dt = 1 from whole times (the network itself)"
                 )
         return self.residual.close(y)
+
+
+@dataclass(frozen=True)
+class StandardizedSublayer(Field):
+    """A Post-LN sublayer in the standardised coordinates of its LayerNorm (module docstring):
+    drive F(u) = A'(u) + f(A'(u)) - u, velocity its projection on the tangent space of the
+    sphere {mean 0, |u|^2 = d}, retraction S. ``readout`` is the norm before the sublayer
+    (None: x = u, for an input that no LayerNorm produced)."""
+
+    residual: Residual
+    readout: LayerNorm | None = None
+    space: Euclidean = field(default=EUCLIDEAN)
+
+    time_dependent: ClassVar[bool] = False
+    batch_shared: ClassVar[tuple[str, ...]] = ("residual", "readout")
+
+    def __post_init__(self) -> None:
+        if self.residual.placement != "post" or not isinstance(self.residual.norm, LayerNorm):
+            raise ValueError("standardised coordinates are those of a Post-LN sublayer with a "
+                             "LayerNorm")
+        if self.readout is not None and not isinstance(self.readout, LayerNorm):
+            raise TypeError("the readout is the LayerNorm before the sublayer (or None)")
+
+    def check(self, x: Array) -> None:
+        ResidualField(self.residual).check(x)
+
+    def on(self, like: Array) -> StandardizedSublayer:
+        readout = None if self.readout is None else self.readout.on(like)
+        return replace(self, residual=self.residual.on(like), readout=readout)
+
+    def drive(self, t: Any, u: Array) -> Array:
+        x = u if self.readout is None else self.readout.affine(u)
+        return x + self.residual.map(x) - u
+
+    def __call__(self, t: Any, u: Array) -> Array:
+        xp = namespace(u)
+        F = self.drive(t, u)
+        F = F - xp.mean(F, axis=-1, keepdims=True)
+        return F - xp.sum(u * F, axis=-1, keepdims=True) / xp.sum(u * u, axis=-1,
+                                                                   keepdims=True) * u
+
+    def retract(self, t: Any, y: Array) -> Array:
+        return self.residual.norm.standardize(y)
 
 
 def _idempotent(norm: Any) -> bool:
@@ -187,6 +242,20 @@ class NetworkFlow(Field):
             raise ValueError(f"layer must lie in [0, {self.depth}), got {layer}")
         b = self.network.blocks[layer]
         return ResidualField(b.attention), ResidualField(b.mlp)
+
+    def standardized(self, layer: int) -> tuple[StandardizedSublayer, StandardizedSublayer]:
+        """The two sublayers of Post-LN block ``layer`` in standardised coordinates: the
+        attention sublayer reads the previous block's last LayerNorm (block 0: the network's
+        ``input_norm``), the MLP sublayer reads the attention sublayer's."""
+        if self.network.placement != "post":
+            raise ValueError("standardised coordinates are for Post-LN networks; a Pre-LN "
+                             "network's sublayers are smooth fields already (sublayers)")
+        self.sublayers(layer)  # checks the index
+        blocks = self.network.blocks
+        before = self.network.input_norm if layer == 0 else blocks[layer - 1].mlp.norm
+        block = blocks[layer]
+        return (StandardizedSublayer(block.attention, before),
+                StandardizedSublayer(block.mlp, block.attention.norm))
 
     def check(self, x: Array) -> None:
         if x.ndim != 3 or x.shape[-1] != self.network.d:

@@ -96,6 +96,52 @@ def test_smaller_steps_converge_to_the_continuous_depth_limit(kind):
     assert 1.8 < ratio(flow.block(1), 1 / 8) < 2.2
 
 
+@pytest.mark.parametrize("kind", ["bert", "albert"])
+def test_post_ln_is_the_authors_scheme_on_the_sphere_in_standardised_coordinates(kind):
+    """With u = (x - bias)/gain the coordinates of the LayerNorm that produced x, a Post-LN
+    sublayer is u -> S(u + F(u)): the authors' scheme with h = 1 on {mean 0, |u|^2 = d}.
+    So the authors' scheme reproduces the hidden states, and RK4 on the tangent field with
+    the retraction S converges at fourth order, staying on that sphere."""
+    model = build(kind, seed=26)
+    with exact_float64():
+        hs = hidden_states(model, _ids(27, n=7))
+    flow = model_flow(model)
+    network = flow.network
+    u = hs[0] if network.input_norm is None else network.input_norm.coordinates(hs[0])
+    for layer in range(flow.depth):
+        for sublayer in flow.standardized(layer):
+            u = np.asarray(simulate(sublayer, u, times=[0.0, 1.0], method="authors",
+                                    dt=1.0).values[:, -1])
+        assert np.abs(network.blocks[layer].mlp.norm.affine(u) - hs[layer + 1]).max() <= TOL
+    d = u.shape[-1]
+    assert np.abs(u.mean(-1)).max() < 1e-12 and np.abs((u * u).sum(-1) / d - 1).max() < 1e-9
+    start = network.blocks[0].mlp.norm.coordinates(hs[1])
+
+    def end(h: float) -> np.ndarray:
+        return np.asarray(simulate(flow.standardized(1)[0], start, times=[0.0, 1.0],
+                                   method="rk4", dt=h).values[:, -1])
+
+    a, b, c = end(1 / 4), end(1 / 8), end(1 / 16)
+    assert 14 < np.abs(a - b).max() / np.abs(b - c).max() < 18
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+def test_depth_limit_converges_and_differs_from_the_network(kind):
+    """The continuous-depth limit starts from the network's first state, converges as dt
+    shrinks (first halving changes it more than the second), and is not the network."""
+    from experiments.depth import depth_limit, geometry_gap
+
+    model = build(kind, seed=28)
+    hs = hidden_states(model, _ids(29, n=6))
+    flow = model_flow(model)
+    coarse, fine, finer = (depth_limit(flow, hs[0], dt=dt) for dt in (0.5, 0.25, 0.125))
+    assert len(fine) == flow.depth + 1 and np.array_equal(fine[0], hs[0])
+    last = flow.depth
+    assert np.abs(fine[last] - finer[last]).max() < np.abs(coarse[last] - fine[last]).max()
+    assert geometry_gap(finer[last], hs[last]) > 1e-3
+    assert geometry_gap(hs[last], hs[last]) == 0.0
+
+
 def test_post_ln_with_trained_gains_refuses_steps_shorter_than_a_block():
     model = build("bert", seed=24)
     flow = model_flow(model)

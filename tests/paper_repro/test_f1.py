@@ -73,9 +73,11 @@ def test_f1_on_a_local_model_shows_its_flow(tmp_path):
     (check,) = data["checks"]
     assert check["passed"] and check["value"] < 1e-12
     labels = data["parameters"]["labels"]
-    assert labels == ["5 layers", "flow, Euler h = 1"]
+    assert labels == ["5 layers", "flow, Euler h = 1", "depth limit, RK4 h = 0.125"]
     assert data["parameters"]["text"].startswith("random token ids")
     assert data["mass_above_0.9"][labels[0]] == data["mass_above_0.9"][labels[1]]
+    gaps = data["limit_geometry_gap"]  # the limit starts at the network's first state
+    assert gaps["0"] == 0.0 and all(0 <= g <= 2 for g in gaps.values())
 
 
 def test_f1_refuses_a_pickled_checkpoint(tmp_path):
