@@ -281,6 +281,48 @@ class DenseMask(Mask):
         return self.table[np.ix_(q, k)]
 
 
+@dataclass(frozen=True)
+class Padding(Mask):
+    """Key padding, per batch member: member b's query i may attend key j when position
+    pos(j) holds a real token of b (``valid[b, pos(j)]``) and ``inner`` allows it (None:
+    every key; ``CAUSAL`` for a padded decoder batch). A query at a padded position sees
+    itself only, so that every row attends to something; its output means nothing, as in
+    the models that pad.
+
+    valid: host booleans (batch, N) over positions 0..N-1.
+    """
+
+    valid: Any = None
+    inner: Mask | None = None
+
+    per_member: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        valid = np.asarray(self.valid)
+        if valid.ndim != 2 or valid.dtype != bool:
+            raise ValueError(f"valid must be (batch, positions) booleans, got {valid.dtype} "
+                             f"{valid.shape}")
+        if not valid.any(axis=1).all():
+            raise ValueError("every batch member needs at least one real (unpadded) token")
+        if self.inner is not None and (not isinstance(self.inner, Mask) or self.inner.random):
+            raise ValueError("the inner mask of Padding must be a fixed Mask (causal, window)")
+        object.__setattr__(self, "valid", valid)
+
+    def allowed(self, q_pos, k_pos, step=0):
+        q, k = check_positions("q_pos", q_pos), check_positions("k_pos", k_pos)
+        batch, size = self.valid.shape
+        if np.ndim(step) and np.size(step) != batch:
+            raise ValueError(f"the padding mask holds {batch} members, the tokens "
+                             f"{np.size(step)}")
+        if (q.size and q.max() >= size) or (k.size and k.max() >= size):
+            raise ValueError(f"positions exceed the {size} positions of the padding mask")
+        base = np.ones((q.size, k.size), dtype=bool) if self.inner is None \
+            else self.inner.allowed(q, k)
+        out = base[None] & self.valid[:, None, k]
+        alone = ~self.valid[:, q][:, :, None] & (q[:, None] == k[None, :])[None]
+        return out | alone
+
+
 CAUSAL = Causal()
 FULL = Full()
 

@@ -118,6 +118,14 @@ class Operator:
     def effective_scale(self) -> Any:
         return self.heads.default_scale if self.scale is None else self.scale
 
+    def with_padding(self, valid: Any) -> Operator:
+        """This operator on a padded batch: ``valid`` (batch, N) host booleans mark the real
+        tokens; keys at padded positions are hidden (``attention.masks.Padding``, inside
+        this operator's own fixed mask)."""
+        from attention.masks import Padding
+
+        return replace(self, mask=Padding(valid, self.mask))
+
     def like(self, x: Array) -> Operator:
         """This operator, moved to x's backend and dtype (``on``) unless its arrays are there:
         the passes take numpy, torch or JAX tokens whatever the weights were made in."""

@@ -131,3 +131,26 @@ def test_unsupported_and_unsafe_modules_are_refused_with_the_fix():
         from_torch(torch.nn.MultiheadAttention(8, 2, add_bias_kv=True).eval())
     with pytest.raises(ValueError, match="brings its model's mask"):
         from_torch(build("gpt2").h[0].attn, causal=True)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_mask_reproduces_key_padding(causal):
+    """torch's key_padding_mask hides padded keys; the imported operator with_padding does
+    the same for every real query (padded queries mean nothing in either)."""
+    torch.manual_seed(8)
+    module = torch.nn.MultiheadAttention(12, 3, batch_first=True).double().eval()
+    x = _tokens(9, batch=3, n=8, d=12)
+    valid = np.ones((3, 8), dtype=bool)
+    valid[0, 6:] = False  # right padding
+    valid[2, :3] = False  # left padding
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(8, dtype=torch.float64)
+    with torch.no_grad():
+        y = module(x, x, x, need_weights=False, key_padding_mask=torch.from_numpy(~valid),
+                   attn_mask=mask if causal else None)[0].numpy()
+    op = from_torch(module, causal=causal).with_padding(valid)
+    ours = op.forward(x.numpy())
+    rows = valid.copy()
+    if causal:  # a left-padded query before any real key has nothing to see in torch (NaN)
+        rows &= np.cumsum(valid, axis=1) > 0
+    assert np.abs(ours - y)[rows].max() <= TOL
+    assert np.all(np.isfinite(ours))
