@@ -66,8 +66,13 @@ _study("synchronisation", "synchronisation",
        "fraction of random starts that end in one point vs beta, negative beta included "
        "(circle thresholds -0.16 and -2/3 of 2507.22857)")
 _study("variant-flows", "variant_flows",
-       "the same tokens flowed under MHA, GQA/MQA, MFA, MFA-KR, AnSAN, PrFlash and DMA: "
+       "the same tokens flowed under MHA, GQA/MQA, MFA, MFA-KR, AnSAN, PrFlash and DMA "
+       "(random ensemble, or trained layers: [field] kind = \"trained-variant\"): "
        "clustering time, cluster count and distance to full attention")
+register_command("train-variants", "experiments.training.cli",
+                 "tiny causal language models, one per attention variant (MHA, GQA, MQA, MLA, "
+                 "MFA, MFA-KR, AnSAN, PrFlash, DMA), trained on MQAR with one shared budget; "
+                 "safetensors checkpoints with config, seed and training curve")
 register_command("diagnose", "experiments.diagnostics",
                  "per-head diagnostics of a local Hugging Face model against the clustering "
                  "theorems (value and query-key spectra, effective beta, regime) and their "
@@ -83,7 +88,8 @@ SUITES: dict[str, str] = {
     "study": "experiments.bench.study",
     "f3-panel": "experiments.bench.f3_panel",
 }
-FIELD_MODULES: tuple[str, ...] = ("experiments.fields", "experiments.studies.variant_flows")
+FIELD_MODULES: tuple[str, ...] = ("experiments.fields", "experiments.studies.variant_flows",
+                                  "experiments.studies.trained_flows")
 INITIAL_KINDS: tuple[str, ...] = ("uniform", "orthogonal", "equiangular", "hemisphere",
                                   "uniform-angles")
 

@@ -22,6 +22,7 @@ from paper_repro import (  # noqa: F401  (each import registers a figure)
     mf_growth,
     mf_noisy,
     mf_synchronisation,
+    trained_flows,
     variant_flows,
 )
 from paper_repro.registry import FIGURES, Check, FigureReport, FigureRequest, make, register

@@ -374,15 +374,21 @@ def load_model(path_or_name: str | Path, *, dtype: str = "float64", **config: An
     from transformers import AutoModel
 
     try:
-        model = AutoModel.from_pretrained(
+        model, info = AutoModel.from_pretrained(
             str(path_or_name), trust_remote_code=False, use_safetensors=True,
-            local_files_only=True, dtype=getattr(torch, dtype), **config,
+            local_files_only=True, dtype=getattr(torch, dtype), output_loading_info=True,
+            **config,
         )
     except OSError as err:
         raise FileNotFoundError(
             f"no local safetensors model at {path_or_name!r} (nothing is downloaded; a .bin "
-            "checkpoint is refused because reading it would unpickle code): {err}"
+            f"checkpoint is refused because reading it would unpickle code): {err}"
         ) from err
+    missing = sorted(info.get("missing_keys", ()))
+    if missing:  # transformers would fill them with random numbers, silently
+        raise ValueError(f"the checkpoint at {path_or_name!r} lacks {len(missing)} weights the "
+                         f"model needs ({', '.join(missing[:4])}, ...); it is incomplete or "
+                         "made for another architecture")
     return model.eval()
 
 

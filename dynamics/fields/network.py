@@ -85,6 +85,10 @@ class ResidualField(Field):
 
     def retract(self, t: Any, y: Array) -> Array:
         if self.residual.placement == "post" and not _idempotent(self.residual.norm):
+            if is_traced(t):
+                raise ValueError("a Post-LN sublayer with a trained LayerNorm gain or bias "
+                                 "takes whole steps only: integrate it with the package's "
+                                 "fixed-step methods, not through diffrax")
             if np.any(np.abs(np.asarray(t, dtype=float) % 1.0 - 0.5) < 0.5 - STEP_TOL):
                 raise ValueError(
                     "a Post-LN sublayer with a trained LayerNorm gain or bias is not a "

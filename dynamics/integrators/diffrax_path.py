@@ -66,7 +66,7 @@ def _rms(v: Array) -> Array:
 
 
 class Retracted(diffrax.AbstractAdaptiveSolver):
-    """A diffrax solver whose every step is followed by the retraction y1 <- R(y1).
+    """A diffrax solver whose every step is followed by the retraction y1 <- R(t0, y1).
 
     The error estimate and the FSAL stage of the wrapped solver are passed on as they
     are (module docstring). Not an ``AbstractWrappedSolver``: that would forward
@@ -75,7 +75,7 @@ class Retracted(diffrax.AbstractAdaptiveSolver):
     """
 
     solver: diffrax.AbstractAdaptiveSolver
-    retract: Callable[[Array], Array] = eqx.field(static=True)
+    retract: Callable[[Any, Array], Array] = eqx.field(static=True)
 
     @property
     def term_structure(self):
@@ -101,7 +101,7 @@ class Retracted(diffrax.AbstractAdaptiveSolver):
         y1, error, dense, state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
-        y1 = self.retract(y1)
+        y1 = self.retract(t0, y1)
         return y1, error, {**dense, "y1": y1}, state, result
 
 
@@ -267,7 +267,9 @@ class FlowSolution(NamedTuple):
 def _solve_member(config: _Config, times, tol, x0, params) -> FlowSolution:
     """One member: x0 (n, d) or (n,); ``tol`` holds rtol, atol, delta (traced scalars)."""
     skeleton = config.skeleton
-    retract = skeleton.space.retract
+
+    def retract(t, y):  # the field's own retraction (dynamics.fields.base), one member
+        return skeleton.retract(t, y[None])[0]
 
     def vector_field(t, y, args):
         v = with_params(skeleton, args)(t, y[None])
@@ -279,10 +281,10 @@ def _solve_member(config: _Config, times, tol, x0, params) -> FlowSolution:
         return v[0]
 
     def save(t, y, args):
-        return retract(y)
+        return retract(t, y)
 
     def gap(t, y, args, **kwargs):
-        return min_pairwise_inner(retract(y)[None])[0] - (1.0 - tol["delta"])
+        return min_pairwise_inner(retract(t, y)[None])[0] - (1.0 - tol["delta"])
 
     rtol, atol = tol["rtol"], tol["atol"]
     controller = TokenNormController(

@@ -20,13 +20,18 @@ comparison), the median cluster count and mean distance over time, and the cache
 decoder keeps: ``kv_elements`` per retained token and ``kv_per_token`` averaged over the
 sequence (AnSAN and DMA retain fewer tokens). The field ``attention-variant`` defined here
 (in ``experiments.registry.FIELDS``) serves every study (a phase diagram of MQA flows, say).
+
+The variants come from a *family* (:class:`VariantFamily`, the field's parameters): the
+tied Gaussian ensemble here, or the layers of trained models (``[field] kind =
+"trained-variant"``, ``experiments.studies.trained_flows``): the same study then asks the
+question of trained weights.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,6 +53,27 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "variant_flows.toml"
 # -- the field -------------------------------------------------------------------------------
 
 
+class VariantFamily(Protocol):
+    """What the study asks of a field's parameters: the reference ``variant``, the heads
+    and causality (for the title), and per variant name its flow, cache and checks."""
+
+    variant: str
+    heads: int
+    causal: bool
+
+    def check_variant(self, name: str) -> None:
+        """Raise ValueError if the family has no variant ``name``."""
+
+    def flow(self, members: Members, name: str) -> Any:
+        """The field flowing the chunk's members under variant ``name``."""
+
+    def kv_elements(self, name: str, n: int, d: int) -> int:
+        """Cache scalars per retained token per layer."""
+
+    def retained_fraction(self, name: str, n: int, d: int) -> float:
+        """Fraction of the n tokens a decoder keeps."""
+
+
 @dataclass(frozen=True)
 class VariantFieldParams(Ensemble):
     """[field] kind = "attention-variant": the ensemble's sizes (``Ensemble``), the variant
@@ -62,6 +88,12 @@ class VariantFieldParams(Ensemble):
             super().__post_init__()
         except ValueError as err:
             raise ConfigError(f"field: {err}") from None
+
+    def check_variant(self, name: str) -> None:
+        parse_variant(name)
+
+    def flow(self, members: Members, name: str) -> Any:
+        return variant_field(self, members, name)
 
 
 def variant_field(params: VariantFieldParams, members: Members, variant: str | None = None
@@ -117,16 +149,19 @@ class VariantsParams:
         require(len(self.names) >= 1, "variants.names", "needs at least one variant")
         require(len(set(self.names)) == len(self.names), "variants.names",
                 f"has repeated entries {list(self.names)}")
-        for name in self.names:
-            try:
-                parse_variant(name)
-            except ValueError as err:
-                raise ConfigError(f"variants.names: {err}") from None
+
+
+FAMILIES = ("attention-variant", "trained-variant")
 
 
 def _validate(config: StudyConfig) -> None:
-    require(config.field.kind == "attention-variant", "field.kind",
-            f"variant-flows flows the 'attention-variant' field, got {config.field.kind!r}")
+    require(config.field.kind in FAMILIES, "field.kind",
+            f"variant-flows flows one of the fields {FAMILIES}, got {config.field.kind!r}")
+    for name in config.params.names:
+        try:
+            config.field.params.check_variant(name)
+        except ValueError as err:
+            raise ConfigError(f"variants.names: {err}") from None
     reference = config.field.params.variant
     require(reference in config.params.names, "variants.names",
             f"must include the reference field.variant = {reference!r}")
@@ -170,7 +205,7 @@ def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
     for name in (params.variant, *p.names):
         if name in paths:
             continue
-        traj = simulate(variant_field(params, members, name), x0, times, **kwargs)
+        traj = simulate(params.flow(members, name), x0, times, **kwargs)
         paths[name] = to_numpy(traj.values)
     reference = paths[params.variant]
     for v, name in enumerate(p.names):
@@ -221,29 +256,46 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
 # -- the figure -------------------------------------------------------------------------------
 
 
-def _style(name: str, index: int) -> dict[str, Any]:
+COLOR_INDEX = {"gqa": 0, "mqa": 2, "mla": 4, "mfa": 3, "mfa_kr": 5, "ansan": 6, "dma": 8}
+"""tab10 colours of the variants, the same in every figure; PrFlash takes 1, 7, 9 in turn."""
+
+
+def _style(name: str, names: list[str]) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
-    base = parse_variant(name).base
-    color = "#000000" if name == "mha" else plt.get_cmap("tab10")(index % 10)
+    base = name.split(":")[0]
+    if name == "mha":
+        color = "#000000"
+    elif base == "prflash":
+        ordinal = [n for n in names if n.startswith("prflash")].index(name)
+        color = plt.get_cmap("tab10")((1, 7, 9)[ordinal % 3])
+    else:
+        color = plt.get_cmap("tab10")(COLOR_INDEX.get(base, 9))
     compressing = base in (*CACHE_COMPRESSING, "mha")
     return {"color": color, "linestyle": "-" if compressing else "--",
             "marker": "o" if compressing else "s"}
 
 
-def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0)):
+def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
+         axes: Any = None, heading: str | None = None):
     """The three-panel figure at grid point (n, d, beta indices): clusters over time,
-    clustering time against the cache kept per token, distance to the reference."""
+    clustering time against the cache kept per token, distance to the reference. Into
+    ``axes`` (three matplotlib axes, a row of a larger figure) when given, with
+    ``heading`` as the row's title."""
     import matplotlib.pyplot as plt
 
     grid, p, params = config.grid, config.params, config.field.params
     i, j, k = point
     names = list(p.names)
     times = np.asarray(p.times)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    own = axes is None
+    if own:
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    else:
+        fig = axes[0].figure
     kv = ds["kv_per_token"].values[i, j]
     for v, name in enumerate(names):
-        style = _style(name, v)
+        style = _style(name, names)
         axes[0].plot(times, ds["cluster_count_median"].values[i, j, k, v],
                      linestyle=style["linestyle"], color=style["color"], label=name, lw=1.3)
         med = ds["clustering_time_median"].values[i, j, k, v]
@@ -272,11 +324,15 @@ def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0)):
                 title="(b) o: smaller KV heads   s: fewer kept keys")
     axes[2].set(xlabel="$t$ (depth)", ylabel=f"mean angle to the {params.variant} flow (rad)",
                 title=f"(c) distance to {params.variant}")
-    fig.suptitle(f"variant flows: {config.seeds.count} draws, n = {grid.n[i]}, d = {grid.d[j]}, "
-                 f"β = {grid.beta[k]:g}, {params.heads} heads, "
-                 f"{'causal' if params.causal else 'bidirectional'} ({label(config)})",
-                 fontsize=10)
-    fig.tight_layout()
+    title = (f"variant flows: {config.seeds.count} draws, n = {grid.n[i]}, d = {grid.d[j]}, "
+             f"β = {grid.beta[k]:g}, {params.heads} heads, "
+             f"{'causal' if params.causal else 'bidirectional'} ({label(config)})")
+    if own:
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+    else:
+        axes[0].annotate(heading or title, (0, 1.18), xycoords="axes fraction", fontsize=10,
+                         fontweight="bold")
     return fig
 
 
@@ -298,5 +354,5 @@ KIND = StudyKind("variants", VariantsParams,
                  variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
                  coords=_coords, validate=_validate)
 
-__all__ = ["EXAMPLE", "FIELD", "FIELD_ENTRIES", "KIND", "VariantFieldParams", "VariantsParams",
-           "draw", "geodesic_distance", "variant_field"]
+__all__ = ["EXAMPLE", "FAMILIES", "FIELD", "FIELD_ENTRIES", "KIND", "VariantFamily",
+           "VariantFieldParams", "VariantsParams", "draw", "geodesic_distance", "variant_field"]

@@ -78,7 +78,7 @@ def test_every_step_is_retracted(rng):
         return float(np.max(np.abs(np.linalg.norm(ys, axis=-1) - 1)))
 
     assert drift(diffrax.Dopri5()) > 1e-6  # the plain solver leaves the sphere
-    assert drift(Retracted(diffrax.Dopri5(), SPHERE.retract)) < 1e-14
+    assert drift(Retracted(diffrax.Dopri5(), lambda t, y: SPHERE.retract(y))) < 1e-14
 
 
 def test_outputs_are_on_the_sphere_and_observed(rng):

@@ -154,3 +154,21 @@ def test_padding_mask_reproduces_key_padding(causal):
         rows &= np.cumsum(valid, axis=1) > 0
     assert np.abs(ours - y)[rows].max() <= TOL
     assert np.all(np.isfinite(ours))
+
+
+def test_incomplete_checkpoint_is_refused(tmp_path):
+    """A safetensors checkpoint lacking a weight would be filled with random numbers by
+    transformers; the loader refuses it and names the missing key."""
+    from safetensors.torch import load_file, save_file
+
+    from attention.importers import load_model
+
+    build("gpt2", seed=1).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    dropped = next(k for k in weights if "c_attn.weight" in k)
+    del weights[dropped]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="lacks 1 weights"):
+        load_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no local safetensors"):
+        load_model(tmp_path / "nowhere")
