@@ -165,11 +165,11 @@ def test_command_line_writes_checkpoints_and_summary(tmp_path, capsys):
 def test_a_trained_model_is_its_flow_in_depth():
     """The committed MHA model trained on MQAR: Euler with h = 1 on ``model_flow`` of its
     blocks reproduces its hidden states (float64)."""
+    from pathlib import Path
+
     from dynamics import model_flow, simulate
     from experiments.training.model import load_trained
     from experiments.training.mqar import MQARTask, generate
-
-    from pathlib import Path
 
     model, _ = load_trained(Path(__file__).parents[2] / "experiments/trained/mha.safetensors")
     model = model.double()
