@@ -15,14 +15,13 @@ the distance to the MHA flow of the same tokens.
 from __future__ import annotations
 
 import json
-import tempfile
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from paper_repro.registry import Check, FigureRequest, register, save_figure
+from paper_repro.variant_flows import run_with_summary
 
 ROWS = ("layer0", "layer1", "random")
 HEADINGS = {"layer0": "trained models, block 0 attention",
@@ -66,19 +65,6 @@ def study_configs(request: FigureRequest) -> dict[str, Any]:
     return configs
 
 
-def _run(config: Any) -> Any:
-    from experiments.registry import STUDY_KINDS
-    from experiments.runner import run_study
-    from experiments.store import open_dataset
-
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "study.zarr"
-        run_study(config, store, quiet=True, log=lambda line: None)
-        ds = open_dataset(store).load()
-    summary = STUDY_KINDS[config.study].summarize(ds, config)
-    return ds.drop_vars([v for v in summary.data_vars if v in ds]).merge(summary)
-
-
 def _prefixed(ds: Any, row: str) -> Any:
     """Every variable and dimension of one study renamed ``<row>_<name>``."""
     names = {name: f"{row}_{name}" for name in (*ds.variables, *ds.dims)}
@@ -104,7 +90,7 @@ def compute(request: FigureRequest):
     parts = []
     attrs = {}
     for row, config in configs.items():
-        parts.append(_prefixed(_run(config), row))
+        parts.append(_prefixed(run_with_summary(config), row))
         attrs[f"{row}_config_json"] = config.to_json()
     ds = xr.merge(parts, compat="no_conflicts")
     ds.attrs = attrs

@@ -64,19 +64,23 @@ def _same_limit_check(ds: Any, config: Any) -> Check:
                  f"bound 2 arccos(1 - delta), over {pairs} clustered pairs of flows")
 
 
-def compute(request: FigureRequest):
-    """The study, run into a temporary store, with its summary merged in."""
+def run_with_summary(config: Any) -> Any:
+    """A study run into a temporary store, loaded, with its summary merged in."""
     from experiments.registry import STUDY_KINDS
     from experiments.runner import run_study
     from experiments.store import open_dataset
 
-    config = study_config(request)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "variant_flows.zarr"
+        store = Path(tmp) / "study.zarr"
         run_study(config, store, quiet=True, log=lambda line: None)
         ds = open_dataset(store).load()
     summary = STUDY_KINDS[config.study].summarize(ds, config)
     return ds.drop_vars([v for v in summary.data_vars if v in ds]).merge(summary)
+
+
+def compute(request: FigureRequest):
+    """The study, run into a temporary store, with its summary merged in."""
+    return run_with_summary(study_config(request))
 
 
 @register("V1", "does compressing the KV cache change how fast tokens cluster?", compute)

@@ -11,14 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from experiments.cli import positive_int
+
 VARIANTS = ("mha", "gqa", "mqa", "mla", "mfa", "mfa_kr", "ansan", "prflash", "dma")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,19 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
                         metavar="VARIANT", help=f"variants to train (default: all of "
                                                 f"{', '.join(VARIANTS)})")
-    parser.add_argument("--steps", type=_positive_int, default=2000,
+    parser.add_argument("--steps", type=positive_int, default=2000,
                         help="optimizer steps per variant (default 2000)")
-    parser.add_argument("--batch", type=_positive_int, default=32,
+    parser.add_argument("--batch", type=positive_int, default=32,
                         help="sequences per step (default 32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    parser.add_argument("--eval-size", type=_positive_int, default=2000, metavar="N",
+    parser.add_argument("--eval-size", type=positive_int, default=2000, metavar="N",
                         help="held-out sequences of the final accuracy (default 2000)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the weights, the data and the masks (default 0)")
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads with --jobs 1 (default 1; results are "
                              "reproducible for a fixed thread count)")
-    parser.add_argument("--jobs", type=_positive_int, default=1,
+    parser.add_argument("--jobs", type=positive_int, default=1,
                         help="variants trained at once, in processes of one thread each "
                              "(default 1; the models do not depend on it)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
