@@ -185,26 +185,28 @@ def _texts(seed: int):
     yield TEXT, "TEXT"
 
 
-def model_and_flow_states(model: Any, ids: Any, layers: tuple[int, ...]
-                          ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], float]:
-    """The model's hidden states (n, d) at ``layers``, the same from its flow (Euler, h = 1,
-    from the first hidden state; the final norm applied at the last layer, as the model
-    does), and their largest difference relative to the states' size."""
+def model_states(model: Any, ids: Any) -> list[np.ndarray]:
+    """The model's hidden states (n, d), float64, for the token ids (1, n)."""
     import torch
 
     with torch.no_grad():
-        hs = [h[0].double().numpy() for h in model(input_ids=ids,
-                                                   output_hidden_states=True).hidden_states]
-    flow = model_flow(model)
+        return [h[0].double().numpy() for h in model(input_ids=ids,
+                                                     output_hidden_states=True).hidden_states]
+
+
+def flow_states(flow: Any, states: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """The flow's states (Euler, h = 1, from the first hidden state; the final norm applied
+    at the last layer, as the model does) and their largest difference from ``states``
+    relative to the states' size."""
     depth = flow.depth
-    values = np.asarray(simulate(flow, hs[0][None], times=np.arange(depth + 1), method="euler",
-                                 dt=1.0).values[0])
+    values = np.asarray(simulate(flow, states[0][None], times=np.arange(depth + 1),
+                                 method="euler", dt=1.0).values[0])
     final = flow.network.final_norm
     if final is not None:
         values[depth] = final(values[depth])
-    gap = max(np.abs(values[k] - hs[k]).max() / max(1.0, np.abs(hs[k]).max())
+    gap = max(np.abs(values[k] - states[k]).max() / max(1.0, np.abs(states[k]).max())
               for k in range(depth + 1))
-    return {k: hs[k] for k in layers}, {k: values[k] for k in layers}, float(gap)
+    return list(values), float(gap)
 
 
 def compute(request: FigureRequest):
@@ -217,15 +219,20 @@ def compute(request: FigureRequest):
         config, "n_positions", None)
     ids, meta = token_ids(name, config.vocab_size, request.seed, positions)
     layers = spread_layers(config.num_hidden_layers)
-    states, flowed, gap = model_and_flow_states(model, ids, layers)
+    flow = model_flow(model)
+    hidden = model_states(model, ids)
+    flowed, gap = flow_states(flow, hidden)
+    limit = depth_limit(flow, hidden[0][None])
+    states = {k: hidden[k] for k in layers}
+    flowed = {k: flowed[k] for k in layers}
     rows = [(f"{config.num_hidden_layers} layers", states), ("flow, Euler h = 1", flowed)]
-    limit = depth_limit(model_flow(model), states[0][None])
     limit = {k: limit[k][0] for k in layers}
     rows.append((f"depth limit, RK4 h = {DEPTH_DT:g}", limit))
     limit_gap = {k: geometry_gap(limit[k], states[k]) for k in layers}
     if request.model is None:  # the paper's second run: the shared layer iterated 48 times
         model48 = _load(name, num_hidden_layers=48, num_attention_heads=1)
-        states48, _, _ = model_and_flow_states(model48, ids, LAYERS_48)
+        hidden48 = model_states(model48, ids)
+        states48 = {k: hidden48[k] for k in LAYERS_48}
         rows.append(("48 layers (1 head)", states48))
     return rows_dataset(rows, {**meta, "model": str(name), "tokens": int(ids.shape[1]),
                                "model_type": config.model_type, "flow_gap": gap,

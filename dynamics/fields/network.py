@@ -41,6 +41,7 @@ LayerNorm, a Pre-LN one lets their norms grow, as the residual stream does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,6 +55,11 @@ from dynamics.fields.splitting import LieTrotter
 from dynamics.space import EUCLIDEAN, Euclidean
 
 STEP_TOL = 1e-9
+
+
+def _check_width(x: Array, d: int, what: str) -> None:
+    if x.ndim != 3 or x.shape[-1] != d:
+        raise ValueError(f"the {what} takes tokens (batch, n, {d}), got shape {tuple(x.shape)}")
 
 
 @dataclass(frozen=True)
@@ -73,9 +79,7 @@ class ResidualField(Field):
                             f"{type(self.residual).__name__}")
 
     def check(self, x: Array) -> None:
-        if x.ndim != 3 or x.shape[-1] != self.residual.d:
-            raise ValueError(f"the sublayer takes tokens (batch, n, {self.residual.d}), got "
-                             f"shape {tuple(x.shape)}")
+        _check_width(x, self.residual.d, "sublayer")
 
     def on(self, like: Array) -> ResidualField:
         return replace(self, residual=self.residual.on(like))
@@ -229,8 +233,9 @@ class NetworkFlow(Field):
     def depth(self) -> int:
         return self.network.depth
 
-    @property
+    @cached_property
     def parts(self) -> tuple[Depth, Depth]:  # type: ignore[override]
+        """Built once per flow: fixed-step schemes read them at every step."""
         blocks = self.network.blocks
         return (Depth(tuple(ResidualField(b.attention) for b in blocks), self.t0),
                 Depth(tuple(ResidualField(b.mlp) for b in blocks), self.t0))
@@ -262,9 +267,7 @@ class NetworkFlow(Field):
                 StandardizedSublayer(block.mlp, block.attention.norm))
 
     def check(self, x: Array) -> None:
-        if x.ndim != 3 or x.shape[-1] != self.network.d:
-            raise ValueError(f"the network takes tokens (batch, n, {self.network.d}), got "
-                             f"shape {tuple(x.shape)}")
+        _check_width(x, self.network.d, "network")
 
     def on(self, like: Array) -> NetworkFlow:
         return replace(self, network=self.network.on(like))

@@ -36,6 +36,18 @@ def sources(diag):
     return [r.source for r in diag.results]
 
 
+
+def assert_operator_conventions(op, B, V, x, atol):
+    """The matrices follow the operator's conventions: scores x B_h x^T (weights atol
+    1e-12), and one token maps to x sum_h V_h, one head's operator to x V_h (``atol``)."""
+    s = np.einsum("bid,hde,bje->bhij", x, B, x)
+    P = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(op.weights(x), P / P.sum(-1, keepdims=True), atol=1e-12)
+    one = x[:, :1]
+    np.testing.assert_allclose(op(one), one @ V.sum(0), atol=atol)
+    for h in range(B.shape[0]):
+        np.testing.assert_allclose(head_operator(op, h)(one), one @ V[h], atol=atol)
+
 def test_value_eigenvalues_are_exactly_lambda(rng):
     d, f = 5, 7
     lam = np.array([3.0, -1.0, 0.5, 2.0, -2.5])
@@ -125,14 +137,7 @@ def test_group_mapping_matches_an_explicit_loop_and_the_operator(rng, H, G):
         np.testing.assert_allclose(V[h], W_V[g] @ W_O[h], rtol=1e-13)
         np.testing.assert_allclose(diags[h].value, V[h])
     # the conventions are the operator's: scores x B x^T, and one token maps to x sum_h V_h
-    x = rng.standard_normal((2, 7, d))
-    s = np.einsum("bid,hde,bje->bhij", x, B, x)
-    P = np.exp(s - s.max(-1, keepdims=True))
-    np.testing.assert_allclose(op.weights(x), P / P.sum(-1, keepdims=True), atol=1e-12)
-    one = x[:, :1]
-    np.testing.assert_allclose(op(one), one @ V.sum(0), atol=1e-12)
-    for h in range(H):
-        np.testing.assert_allclose(head_operator(op, h)(one), one @ V[h], atol=1e-12)
+    assert_operator_conventions(op, B, V, rng.standard_normal((2, 7, d)), atol=1e-12)
 
 
 def test_value_multiple_of_identity_is_regime_a(rng):
@@ -259,14 +264,7 @@ def test_mfa_heads_have_exact_per_head_products(rng, key_reuse):
     op = Operator(heads)
     B, V, group = head_matrices(op)
     assert B.shape == V.shape == (m, d, d) and np.all(group == 0)
-    x = rng.standard_normal((2, 5, d))
-    s = np.einsum("bid,hde,bje->bhij", x, B, x)
-    P = np.exp(s - s.max(-1, keepdims=True))
-    np.testing.assert_allclose(op.weights(x), P / P.sum(-1, keepdims=True), atol=1e-12)
-    one = x[:, :1]
-    np.testing.assert_allclose(op(one), one @ V.sum(0), atol=1e-11)
-    for h in range(m):
-        np.testing.assert_allclose(head_operator(op, h)(one), one @ V[h], atol=1e-11)
+    assert_operator_conventions(op, B, V, rng.standard_normal((2, 5, d)), atol=1e-11)
     assert len(diagnose(op)) == m
 
 

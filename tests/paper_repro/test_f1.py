@@ -59,8 +59,8 @@ def test_f1_on_a_local_model_shows_its_flow(tmp_path):
     """A random-weight ALBERT saved as safetensors (no tokenizer: seeded token ids) goes
     through ``python -m paper_repro F1 --model PATH``; its flow (Euler, h = 1) reproduces the
     hidden states at every layer."""
-    pytest = __import__("pytest")
-    tf = pytest.importorskip("transformers")
+    import transformers as tf
+
     from paper_repro.__main__ import main
     from tests.models.tiny import randomize
 
@@ -82,8 +82,9 @@ def test_f1_on_a_local_model_shows_its_flow(tmp_path):
 
 def test_f1_refuses_a_pickled_checkpoint(tmp_path):
     """Loading never unpickles: a model saved only as pytorch_model.bin is refused."""
-    pytest = __import__("pytest")
-    tf = pytest.importorskip("transformers")
+    import pytest
+    import transformers as tf
+
     from attention.importers import load_model
 
     config = tf.AlbertConfig(vocab_size=30, embedding_size=8, hidden_size=16,
