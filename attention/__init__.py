@@ -8,7 +8,8 @@ form, KV accounting, and a torch layer (``AttentionLayer``, loaded on first use)
 Trained networks: their blocks as maps (``Network``, ``Residual``, ``LayerNorm``,
 ``RMSNorm``, MLPs), importers from torch and Hugging Face (``from_torch``,
 ``network_from_model``, ``load_model``; ``attention.importers``), per-head diagnostics
-against the clustering theorems (``diagnose``), SSD and CDMoE (``SSDLayer``, ``cdmoe``).
+against the clustering theorems (``diagnose``), SSD and CDMoE (``SSDLayer``, ``CDMoELayer``,
+``cdmoe``).
 """
 
 from attention.accounting import kv_bytes, kv_elements, param_count, ter_slsd
@@ -60,6 +61,7 @@ from attention.transformer import Block, DenseMlp, GatedMlp, Network, Residual
 from attention.variants.dma import evicting_decode
 
 _LAZY = {"AttentionLayer": "attention.layer", "SSDLayer": "attention.ssd_layer",
+         "CDMoELayer": "attention.moe_layer",
          "from_torch": "attention.importers", "network_from_model": "attention.importers",
          "load_model": "attention.importers"}
 
@@ -83,6 +85,7 @@ __all__ = [
     "AttentionLayer",
     "Block",
     "BlockLayout",
+    "CDMoELayer",
     "Causal",
     "CrossDomainMoE",
     "DenseMask",

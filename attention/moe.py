@@ -203,6 +203,15 @@ class CrossDomainMoE:
         return cls(**{n: from_numpy(a, backend) for n, a in arrays.items()}, k=k,
                    activation=activation)
 
+    @property
+    def d_in(self) -> int:
+        """Features read per token (a residual map R^d -> R^d: ``attention.transformer``)."""
+        return self.d
+
+    @property
+    def d_out(self) -> int:
+        return self.d
+
     def on(self, like: Array) -> CrossDomainMoE:
         """These weights on the backend, dtype and device of ``like``."""
         return convert_arrays(self, like)
@@ -213,8 +222,13 @@ class CrossDomainMoE:
             else self.activation
 
     def queries(self, x: Array) -> Array:
-        """The retrieval queries q^h = x W_q^h, (..., H, r)."""
-        return (x[..., None, None, :] @ self.W_q)[..., 0, :]
+        """The retrieval queries q^h = x W_q^h, (..., H, r): one product with the heads'
+        maps side by side, [W_q^1 ... W_q^H] (d, H r)."""
+        xp = namespace(x)
+        side_by_side = xp.reshape(xp.permute_dims(self.W_q, (1, 0, 2)),
+                                  (self.d, self.heads * self.retrieval_dim))
+        q = x @ side_by_side
+        return xp.reshape(q, (*q.shape[:-1], self.heads, self.retrieval_dim))
 
     def retrieve(self, x: Array) -> tuple[Array, Array]:
         """(scores, expert indices), each (..., H, k): the experts each head selects."""

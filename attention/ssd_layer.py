@@ -9,8 +9,12 @@ registers the arrays of ``StateSpaceDuality.init`` as parameters and, on each ca
 rebuilds the :class:`~attention.ssd.StateSpaceDuality` around them, so the layer and the
 reference are one definition and gradients flow through it. SSD is not an
 ``Operator`` (``attention.ssd``'s docstring says why), so it is not a ``VARIANTS`` entry of
-``attention.config``; this class is its layer. ``A`` is a parameter as it stands
-(Mamba-2 stores log(-A)): the layer keeps the reference's parametrisation.
+``attention.config``; this class is its layer.
+
+The decay A < 0 is a parameter as it stands (``log_decay=False``: the reference's
+parametrisation) or, as Mamba-2 stores it, through A_log with A = -exp(A_log)
+(``log_decay=True``): a gradient step can then never make A positive, which a model
+trained from this layer needs (``experiments.training``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class SSDLayer(torch.nn.Module):
     d_model, heads, state, head_dim: as ``StateSpaceDuality.init`` (p = d_model // heads
     by default); output: with the output map W_out (H p, d_model) (Cheems's out_proj);
     rope: the rotary table of B and C (None: plain SSD); form, chunk: how the forward pass
-    computes (``"chunked"``, ``"recurrent"``, ``"quadratic"``; the same numbers).
+    computes (``"chunked"``, ``"recurrent"``, ``"quadratic"``; the same numbers);
+    log_decay: hold A_log = log(-A) instead of A (module docstring).
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class SSDLayer(torch.nn.Module):
         device: Any = None,
         form: str = "chunked",
         chunk: int = 64,
+        log_decay: bool = False,
     ) -> None:
         super().__init__()
         if form not in FORMS:
@@ -54,21 +60,34 @@ class SSDLayer(torch.nn.Module):
             raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
         ref = StateSpaceDuality.init(d_model, heads, state, head_dim, seed=seed, rope=rope,
                                      output=output)
+        if not isinstance(log_decay, bool):
+            raise TypeError(f"log_decay must be True or False, got {log_decay!r}")
         self.rope = rope
         self.form = form
         self.chunk = chunk
+        self.log_decay = log_decay
         self._names = []
         for name in StateSpaceDuality.ARRAYS:
             value = getattr(ref, name)
             if value is None:
                 continue
+            if name == "A" and log_decay:
+                name, value = "A_log", torch.log(-torch.as_tensor(value))
             tensor = torch.as_tensor(value, dtype=dtype, device=device)
             self.register_parameter(name, torch.nn.Parameter(tensor))
             self._names.append(name)
 
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The arrays of :class:`~attention.ssd.StateSpaceDuality` (A = -exp(A_log) when
+        the layer holds A_log)."""
+        arrays = {n: getattr(self, n) for n in self._names}
+        if self.log_decay:
+            arrays["A"] = -torch.exp(arrays.pop("A_log"))
+        return arrays
+
     def ssd(self) -> StateSpaceDuality:
         """The SSD with this module's current parameters."""
-        return StateSpaceDuality(**{n: getattr(self, n) for n in self._names}, rope=self.rope)
+        return StateSpaceDuality(**self.arrays(), rope=self.rope)
 
     def forward(self, x: torch.Tensor, positions: Any = None) -> torch.Tensor:
         return self.ssd().forward(x, positions, form=self.form, chunk=self.chunk)
@@ -81,4 +100,4 @@ class SSDLayer(torch.nn.Module):
         m = self.ssd()
         return (f"d_in={m.d_in}, heads={m.n_heads}, head_dim={m.head_dim}, "
                 f"state={m.state_dim}, d_out={m.d_out}, rope={self.rope is not None}, "
-                f"form={self.form!r}")
+                f"form={self.form!r}, log_decay={self.log_decay}")

@@ -1,7 +1,9 @@
 """A trained transformer's blocks, as plain maps: what a network *is* once its weights are read.
 
-A block of a transformer is two residual sublayers, attention then MLP. Each sublayer is a
-map f (an :class:`~attention.operator.Operator` or an MLP) with a normalisation N placed
+A block of a transformer is two residual sublayers, a token mixer then a feed-forward map.
+Each sublayer is a map f (an attention :class:`~attention.operator.Operator`, or SSD,
+:class:`~attention.ssd.StateSpaceDuality` with its output map; an MLP or a mixture of
+experts) with a normalisation N placed
 
     Pre-LN  (GPT-2, Llama):  x -> x + f(N(x))
     Post-LN (BERT, ALBERT):  x -> N(x + f(x))
@@ -14,6 +16,7 @@ turns a :class:`Network` into a flow in depth. The MLPs:
     GatedMlp:  f(x) = (act(x W_gate) * (x W_up)) W_down                 (SwiGLU: Llama, Qwen2)
 
     RoutedMoE: f(x) = shared(x) + sum_{e in top-k(x)} w_e(x) expert_e(x)  (DeepSeek-V3)
+    CrossDomainMoE (attention.moe): the shared SwiGLU plus product-key experts  (CDMoE)
 
 with W_in (d, m), W_out (m, d) acting on token rows. Every map runs on numpy, torch and
 JAX arrays; ``on(like)`` moves its weights to ``like``'s backend, dtype and device.
@@ -28,8 +31,10 @@ import numpy as np
 
 from attention.activations import activation
 from attention.array_api import Array, asarray_like, namespace
+from attention.moe import CrossDomainMoE
 from attention.norms import LayerNorm, RMSNorm
 from attention.operator import Operator
+from attention.ssd import StateSpaceDuality
 
 Placement = Literal["pre", "post"]
 
@@ -191,7 +196,8 @@ def _one_hot(index: Array, size: int, like: Array) -> Array:
     return xp.astype(index[..., None] == arange, like.dtype)
 
 
-Sublayer = Operator | DenseMlp | GatedMlp | RoutedMoE
+Sublayer = Operator | StateSpaceDuality | DenseMlp | GatedMlp | RoutedMoE | CrossDomainMoE
+SUBLAYERS = (Operator, StateSpaceDuality, DenseMlp, GatedMlp, RoutedMoE, CrossDomainMoE)
 Norm = LayerNorm | RMSNorm
 
 
@@ -206,9 +212,9 @@ class Residual:
     placement: Placement = "pre"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.map, (Operator, DenseMlp, GatedMlp, RoutedMoE)):
-            raise TypeError("a residual map is an Operator or an MLP, got "
-                            f"{type(self.map).__name__}")
+        if not isinstance(self.map, SUBLAYERS):
+            raise TypeError("a residual map is an Operator, a StateSpaceDuality, an MLP or a "
+                            f"mixture of experts, got {type(self.map).__name__}")
         if self.placement not in ("pre", "post"):
             raise ValueError(f"placement must be 'pre' or 'post', got {self.placement!r}")
         if self.norm is not None and not isinstance(self.norm, (LayerNorm, RMSNorm)):
@@ -298,6 +304,28 @@ class Network:
         first = None if self.input_norm is None else self.input_norm.on(like)
         return replace(self, blocks=tuple(b.on(like) for b in self.blocks), final_norm=final,
                        input_norm=first)
+
+    def with_padding(self, valid: Any) -> Network:
+        """This network on a padded batch: ``valid`` (batch, n) booleans mark the real tokens
+        (a Hugging Face ``attention_mask``); every attention sublayer hides the padded keys
+        (``Operator.with_padding``), so a real token's states are those of the unpadded
+        sequence. Padded positions carry states that mean nothing, as in the model."""
+        valid = np.asarray(valid)
+        if valid.dtype != bool:
+            if not np.issubdtype(valid.dtype, np.integer) or not np.isin(valid, (0, 1)).all():
+                raise ValueError("an attention mask holds booleans or 0/1 integers (1: a real "
+                                 f"token), got {valid.dtype} values")
+            valid = valid.astype(bool)
+        blocks = []
+        for block in self.blocks:
+            mixer = block.attention.map
+            if not isinstance(mixer, Operator):
+                raise TypeError(f"padding hides keys of attention; this network mixes with "
+                                f"{type(mixer).__name__}, which has no keys to hide: give it "
+                                f"sequences of one length instead")
+            blocks.append(replace(block, attention=replace(block.attention,
+                                                           map=mixer.with_padding(valid))))
+        return replace(self, blocks=tuple(blocks))
 
     def hidden_states(self, x: Array) -> list[Array]:
         """[x, block_0(x), ..., block_{L-1}(...)]: the input of every block and the last

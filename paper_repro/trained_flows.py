@@ -1,10 +1,11 @@
 """V2 - after training, does compressing the KV cache still change how fast tokens cluster?
 
 Runs the ``variant-flows`` study with the ``trained-variant`` field
-(``experiments/configs/trained_flows.toml``): the same tokens flowed under the attention
-layers of nine tiny causal models trained on MQAR with one architecture, data and budget
+(``experiments/configs/trained_flows.toml``): the same tokens flowed under the mixing
+layers of eleven tiny causal models trained on MQAR with one architecture, data and budget
 (``python -m experiments train-variants``; the checkpoints committed in
-``experiments/trained``), for the first and the second block; and beside them the
+``experiments/trained``): the nine attention variants, SSD with RoPE, and DMA trained with
+the CDMoE feed-forward; for the first and the second block; and beside them the
 random-ensemble answer of V1 at the same size (n = 32 tokens of S^63, 4 heads, the same
 variants where the ensemble has them: no MLA; PrFlash with the trained models' blocks of 16
 and p(delta) = min(1, 3/(delta + 1)); DMA's top-16 in the "linear" form). Each row is V1's
@@ -24,8 +25,8 @@ from paper_repro.registry import Check, FigureRequest, register, save_figure
 from paper_repro.variant_flows import run_with_summary
 
 ROWS = ("layer0", "layer1", "random")
-HEADINGS = {"layer0": "trained models, block 0 attention",
-            "layer1": "trained models, block 1 attention",
+HEADINGS = {"layer0": "trained models, block 0 mixer",
+            "layer1": "trained models, block 1 mixer",
             "random": "random tied Gaussian ensemble (V1) at the same size"}
 
 
@@ -148,7 +149,7 @@ def draw(ds, request: FigureRequest):
         draw_row(part, config, axes=axes[r], heading=HEADINGS[row])
         answers[row] = _answer(part, config)
         checks.append(_consistency_check(part, config, row))
-    fig.suptitle("V2 - trained attention layers as flows beside the random ensemble "
+    fig.suptitle("V2 - trained mixing layers as flows beside the random ensemble "
                  "(n = 32 tokens of the unit sphere, d = 64, causal)", fontsize=11)
     fig.tight_layout()
     data = {"answers": answers}

@@ -286,11 +286,20 @@ class NetworkFlow(Field):
         return y
 
 
-def model_flow(model: Any, *, t0: float = 0.0) -> NetworkFlow:
+def model_flow(model: Any, *, t0: float = 0.0, attention_mask: Any = None) -> NetworkFlow:
     """The flow in depth of a network: an ``attention.transformer.Network`` or a Hugging
-    Face model (read by ``attention.importers.network_from_model``)."""
+    Face model (read by ``attention.importers.network_from_model``).
+
+    attention_mask: for a padded batch, (batch, n) booleans or 0/1 integers (1: a real
+    token; the Hugging Face ``attention_mask``, numpy or torch): the flow's attention hides
+    the padded keys (``Network.with_padding``), so the states of real tokens are the
+    model's hidden states for that mask; the batch flowed must be that batch."""
     if not isinstance(model, Network):
         from attention.importers import network_from_model
 
         model = network_from_model(model)
+    if attention_mask is not None:
+        from attention.array_api import to_numpy
+
+        model = model.with_padding(to_numpy(attention_mask))
     return NetworkFlow(model, float(t0))

@@ -1,19 +1,25 @@
-"""The ``trained-variant`` field: the attention layers of trained models as flows.
+"""The ``trained-variant`` field: the mixing layers of trained models as flows.
 
 ``python -m experiments train-variants`` trains one tiny causal model per attention variant
-on MQAR (``experiments.training``) and writes ``<dir>/<variant>.safetensors``. This field
-flows tokens on the unit sphere under one block's trained attention layer of such a model,
+(and the SSD mixer, and DMA with the CDMoE feed-forward) on MQAR (``experiments.training``)
+and writes ``<dir>/<name>.safetensors``. This field flows tokens on the unit sphere under
+one block's trained mixer of such a model,
 
     dx_i/dt = P^perp_{x_i} op(x)_i,
 
 with op the layer as the model applies it to the directions of its tokens: the block's
 RMSNorm gain and the sqrt(d) radius folded into the maps that read the tokens
-(``TinyLM.operators(fold_norm=True)``), so that a token of the sphere is what the layer
-sees after its normalisation. The grid's beta multiplies the trained score scale (beta = 1:
-as trained). Masks come with the layer: AnSAN's anchors, DMA's top-w, PrFlash's blocks
-(drawn per member, resampled every ``period``). With ``[field] kind = "trained-variant"``
-the ``variant-flows`` study asks its question of trained weights (config:
-``experiments/configs/trained_flows.toml``; figure V2).
+(``TinyLM.mixers(fold_norm=True)``), so that a token of the sphere is what the layer
+sees after its normalisation. For attention, op is the layer's ``Operator``
+(``dynamics.OperatorField``) and the grid's beta multiplies its trained score scale; for
+SSD, op is the trained SSD with its output map (``dynamics.SSDField``: a causal kernel
+<C_i, B_j> times a decay, not normalised over the keys) and beta multiplies the kernel
+(C -> beta C), beta = 1 being the layer as trained. Masks come with the layer: AnSAN's
+anchors, DMA's top-w, PrFlash's blocks (drawn per member, resampled every ``period``).
+A decoder keeps, per layer, ``kv_elements`` scalars for each retained token; SSD keeps one
+state of H N p scalars whatever the length, counted as one retained token of that size.
+With ``[field] kind = "trained-variant"`` the ``variant-flows`` study asks its question of
+trained weights (config: ``experiments/configs/trained_flows.toml``; figure V2).
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from attention import accounting
+from attention.ssd import StateSpaceDuality
 from dynamics.fields.operator import MemberOperators, OperatorField
+from dynamics.fields.ssd import SSDField
 from experiments.fields import FieldEntry, Members
 from experiments.schema import ConfigError, Positive, StudyConfig, require
 
@@ -53,7 +61,7 @@ def _trained(checkpoints: str, variant: str) -> tuple[Any, Any]:
         raise ValueError(f"no trained {variant!r} model at {path}; train it with "
                          f"`python -m experiments train-variants --out {checkpoints}`")
     model, config = load_trained(path)
-    return model.operators(fold_norm=True), config
+    return model.mixers(fold_norm=True), config
 
 
 @dataclass(frozen=True)
@@ -72,13 +80,14 @@ class TrainedFieldParams:
             raise ConfigError(f"field.layer must be an integer >= 0, got {self.layer!r}")
 
     # -- the VariantFamily protocol (experiments.studies.variant_flows) ----------------------
-    def operator(self, name: str) -> Any:
-        """The trained attention layer of variant ``name`` (float64 numpy weights)."""
-        ops = _trained(self.checkpoints, name)[0]
-        if self.layer >= len(ops):
-            raise ValueError(f"the {name} model has {len(ops)} blocks; field.layer = "
+    def mixer(self, name: str) -> Any:
+        """The trained mixer of model ``name``: an attention ``Operator`` or a
+        ``StateSpaceDuality`` (float64 numpy weights, the RMSNorm gain folded in)."""
+        mixers = _trained(self.checkpoints, name)[0]
+        if self.layer >= len(mixers):
+            raise ValueError(f"the {name} model has {len(mixers)} blocks; field.layer = "
                              f"{self.layer} does not exist")
-        return ops[self.layer]
+        return mixers[self.layer]
 
     def model_config(self, name: str) -> Any:
         return _trained(self.checkpoints, name)[1]
@@ -92,23 +101,34 @@ class TrainedFieldParams:
         return True  # the trained models are causal language models
 
     def check_variant(self, name: str) -> None:
-        self.operator(name)
+        self.mixer(name)
 
     def flow(self, members: Members, name: str) -> Any:
-        op = self.operator(name)
-        scale = float(op.effective_scale)
+        op = self.mixer(name)
         betas = np.asarray(members.betas, dtype=float)
+        if isinstance(op, StateSpaceDuality):
+            if not np.all(betas == betas[0]):
+                raise ValueError("an SSD layer flows every member of a chunk with one kernel: "
+                                 "give the members of a chunk one beta")
+            return SSDField(replace(op, W_C=op.W_C * float(betas[0])))
+        scale = float(op.effective_scale)
         if np.all(betas == betas[0]):
             return OperatorField(replace(op, scale=scale * float(betas[0])), period=self.period)
         return MemberOperators(tuple(replace(op, scale=scale * float(b)) for b in betas),
                                period=self.period)
 
     def kv_elements(self, name: str, n: int, d: int) -> int:
+        """Cache scalars per retained token; SSD: its state, H N p."""
+        op = self.mixer(name)
+        if isinstance(op, StateSpaceDuality):
+            return op.state_elements
         return accounting.kv_elements(self.model_config(name).operator_config(self.layer))
 
     def retained_fraction(self, name: str, n: int, d: int) -> float:
         """AnSAN: its anchors and the open segment after the last one; DMA: its top-w keys;
-        every token otherwise."""
+        SSD: one state for the whole sequence (1/n); every token otherwise."""
+        if isinstance(self.mixer(name), StateSpaceDuality):
+            return 1.0 / n
         oc = self.model_config(name).operator_config(self.layer)
         if oc.variant == "ansan":
             anchors = [a for a in oc.anchors if a < n - 1]

@@ -256,8 +256,12 @@ def _summarize(ds: Any, config: StudyConfig) -> Any:
 # -- the figure -------------------------------------------------------------------------------
 
 
-COLOR_INDEX = {"gqa": 0, "mqa": 2, "mla": 4, "mfa": 3, "mfa_kr": 5, "ansan": 6, "dma": 8}
-"""tab10 colours of the variants, the same in every figure; PrFlash takes 1, 7, 9 in turn."""
+COLOR_INDEX = {"gqa": 0, "mqa": 2, "mla": 4, "mfa": 3, "mfa_kr": 5, "ansan": 6, "dma": 8,
+               "ssd": 7, "dma_cdmoe": 9}
+"""tab10 colours of the variants, the same in every figure; PrFlash takes 1, 7, 9 in turn
+(the trained SSD and DMA + CDMoE models, 7 and 9, appear only beside one PrFlash)."""
+CONSTANT_STATE = ("ssd",)
+"""Mixers that keep a constant state instead of a per-token cache (diamonds in panel b)."""
 
 
 def _style(name: str, names: list[str]) -> dict[str, Any]:
@@ -273,7 +277,7 @@ def _style(name: str, names: list[str]) -> dict[str, Any]:
         color = plt.get_cmap("tab10")(COLOR_INDEX.get(base, 9))
     compressing = base in (*CACHE_COMPRESSING, "mha")
     return {"color": color, "linestyle": "-" if compressing else "--",
-            "marker": "o" if compressing else "s"}
+            "marker": "D" if base in CONSTANT_STATE else "o" if compressing else "s"}
 
 
 def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
@@ -321,7 +325,8 @@ def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
     axes[1].set_xscale("log", base=2)
     axes[1].set(xlabel="KV cache kept per token (scalars per layer)",
                 ylabel="clustering time (KM median, 95% CI)",
-                title="(b) o: smaller KV heads   s: fewer kept keys")
+                title="(b) o: smaller KV heads   s: fewer kept keys"
+                      + ("   D: constant state" if set(names) & set(CONSTANT_STATE) else ""))
     axes[2].set(xlabel="$t$ (depth)", ylabel=f"mean angle to the {params.variant} flow (rad)",
                 title=f"(c) distance to {params.variant}")
     title = (f"variant flows: {config.seeds.count} draws, n = {grid.n[i]}, d = {grid.d[j]}, "

@@ -13,15 +13,18 @@ from collections.abc import Sequence
 
 from experiments.cli import positive_int
 
-VARIANTS = ("mha", "gqa", "mqa", "mla", "mfa", "mfa_kr", "ansan", "prflash", "dma")
+MODELS = ("mha", "gqa", "mqa", "mla", "mfa", "mfa_kr", "ansan", "prflash", "dma", "ssd",
+          "dma_cdmoe")
+"""``experiments.training.train.MODELS``, spelled out so that ``--help`` needs no torch."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="directory of the checkpoints (VARIANT.safetensors) and summary.nc")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
-                        metavar="VARIANT", help=f"variants to train (default: all of "
-                                                f"{', '.join(VARIANTS)})")
+    parser.add_argument("--variants", nargs="+", choices=MODELS, default=list(MODELS),
+                        metavar="VARIANT", help=f"models to train (default: all of "
+                                                f"{', '.join(MODELS)}; ssd: the SSD mixer, "
+                                                f"dma_cdmoe: DMA with the CDMoE feed-forward)")
     parser.add_argument("--steps", type=positive_int, default=2000,
                         help="optimizer steps per variant (default 2000)")
     parser.add_argument("--batch", type=positive_int, default=32,

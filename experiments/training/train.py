@@ -38,6 +38,11 @@ from experiments.training.mqar import MQARBatch, MQARTask, generate
 
 VARIANTS: tuple[str, ...] = ("mha", "gqa", "mqa", "mla", "mfa", "mfa_kr", "ansan", "prflash",
                              "dma")
+MODELS: tuple[str, ...] = (*VARIANTS, "ssd", "dma_cdmoe")
+"""What ``train-variants`` trains: the attention variants with the GELU MLP, the SSD mixer
+(with RoPE, Cheems's mixer) with the same MLP, and DMA with the cross-domain mixture of
+experts (Cheems's pairing of its attention with its feed-forward). A name is the mixer,
+with "_cdmoe" for the CDMoE feed-forward (``ModelConfig.name``)."""
 TRAINED = 0.9
 EVAL_STEP = 2**40
 CONVENTIONS = "CF-1.10"
@@ -78,7 +83,7 @@ class TrainConfig:
 
 
 def variant_options(variant: str, task: MQARTask, seed: int = 0) -> dict[str, Any]:
-    """The variant's own settings on ``task`` (beyond the shared sizes):
+    """The mixer's own settings on ``task`` (beyond the shared sizes):
 
     * gqa: 2 key/value groups of the 4 heads;
     * mla, mfa, mfa_kr: the package defaults (MLA d_c = 4 d_h with d_r = d_h/2 decoupled
@@ -94,10 +99,14 @@ def variant_options(variant: str, task: MQARTask, seed: int = 0) -> dict[str, An
     * dma: top-16 keys per query (a 4x smaller cache at 64 tokens), "linear" form (the
       2025 kernel's b = A softplus(delta) with A = 0 at the start, so training starts from
       MHA with the first 16 keys; the "exp" form, b = exp(A softplus(delta)) with A = 1,
-      stayed at chance, 0.12, after 1000 steps at lr 3e-3 in the tuning runs).
+      stayed at chance, 0.12, after 1000 steps at lr 3e-3 in the tuning runs);
+    * ssd: the package defaults (``model.SSD_DEFAULTS``: state N = 16, head dim d/heads,
+      RoPE on B and C, A = -exp(A_log)).
     """
+    if variant == "ssd":
+        return {}
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+        raise ValueError(f"unknown variant {variant!r}; choose from {(*VARIANTS, 'ssd')}")
     if variant == "gqa":
         return {"groups": 2}
     if variant == "ansan":
@@ -111,12 +120,17 @@ def variant_options(variant: str, task: MQARTask, seed: int = 0) -> dict[str, An
     return {}
 
 
-def model_config(variant: str, task: MQARTask, seed: int = 0, *, d_model: int = 64,
+def model_config(name: str, task: MQARTask, seed: int = 0, *, d_model: int = 64,
                  heads: int = 4, layers: int = 2, positions: str = "learned") -> ModelConfig:
-    """The shared architecture with the variant's attention (``variant_options``)."""
+    """The shared architecture with the model's mixer (``variant_options``) and
+    feed-forward (``name`` ending in "_cdmoe": CDMoE with ``model.CDMOE_DEFAULTS``)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
+    variant = name.removesuffix("_cdmoe")
     return ModelConfig(variant, vocab=task.vocab, d_model=d_model, heads=heads, layers=layers,
                        positions=positions, max_len=task.seq_len,
-                       options=variant_options(variant, task, seed))
+                       options=variant_options(variant, task, seed),
+                       feedforward="cdmoe" if name.endswith("_cdmoe") else "mlp")
 
 
 @dataclass
@@ -209,7 +223,7 @@ def train(config: ModelConfig, task: MQARTask, settings: TrainConfig = TrainConf
             recent = slice(max(0, done - log_every), done)
             tail = f", held-out acc {eval_acc[-1]:.3f}" if eval_steps and eval_steps[-1] == done \
                 else ""
-            log(f"[{config.variant}] step {done}/{n}: loss {np.mean(train_loss[recent]):.3f}, "
+            log(f"[{config.name}] step {done}/{n}: loss {np.mean(train_loss[recent]):.3f}, "
                 f"acc {np.mean(train_acc[recent]):.3f}{tail} "
                 f"({time.perf_counter() - start:.0f} s)")
     loss, accuracy = evaluate(model, held_out, chunk=settings.eval_batch)
@@ -319,7 +333,8 @@ def summarise(paths: Sequence[str | Path]) -> xr.Dataset:
     for path in paths:
         meta = read_metadata(path)
         res = json.loads(meta["result"])
-        rows.append((json.loads(meta["config"])["variant"], res, Path(path).stat().st_size))
+        rows.append((Path(path).name.removesuffix(".safetensors"), res,
+                     Path(path).stat().st_size))
     variants = [r[0] for r in rows]
 
     def col(key, dtype=np.float64):
@@ -343,7 +358,8 @@ def summarise(paths: Sequence[str | Path]) -> xr.Dataset:
                                  {"long_name": "safetensors checkpoint size", "units": "byte"}),
         },
         coords={"variant": ("variant", np.array(variants, dtype=str),
-                            {"long_name": "attention variant"})},
+                            {"long_name": "model: its mixer, with _cdmoe for the CDMoE "
+                                          "feed-forward"})},
         attrs={"Conventions": CONVENTIONS,
                "title": "tiny attention-variant language models trained on MQAR",
                "institution": "attention-flows", "source": "experiments.training.train",
@@ -407,6 +423,6 @@ def train_variants(variants: Sequence[str], out_dir: str | Path, *, steps: int =
     return summarise(written)
 
 
-__all__ = ["EVAL_STEP", "TRAINED", "VARIANTS", "TrainConfig", "TrainResult", "curve_dataset",
-           "curve_from_json", "evaluate", "load_curve", "model_config", "save_result",
-           "summarise", "train", "train_variants", "variant_options"]
+__all__ = ["EVAL_STEP", "MODELS", "TRAINED", "VARIANTS", "TrainConfig", "TrainResult",
+           "curve_dataset", "curve_from_json", "evaluate", "load_curve", "model_config",
+           "save_result", "summarise", "train", "train_variants", "variant_options"]

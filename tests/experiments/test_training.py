@@ -24,9 +24,17 @@ from experiments.training.train import (
 SMALL = MQARTask(vocab=16, seq_len=16, pairs=3, queries=5)
 
 
+SMALL_MOE = {"hidden": 8, "experts": 16, "heads": 2, "k": 2}
+
+
 def _small_config(variant: str = "mha", **changes) -> ModelConfig:
+    """A small model of ``variant`` (a mixer, or "X_cdmoe": X with a small CDMoE)."""
     data = dict(vocab=SMALL.vocab, d_model=16, heads=2, layers=2, mlp_ratio=2,
-                max_len=SMALL.seq_len, options=variant_options(variant, SMALL, seed=3))
+                max_len=SMALL.seq_len)
+    if variant.endswith("_cdmoe"):
+        variant = variant.removesuffix("_cdmoe")
+        data.update(feedforward="cdmoe", moe=SMALL_MOE)
+    data["options"] = variant_options(variant, SMALL, seed=3)
     if variant == "prflash":
         data["options"] = {**data["options"], "block": 4}
     data.update(changes)
@@ -80,7 +88,7 @@ def test_bad_tasks_are_refused():
 # -- training --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["mha", "prflash", "dma"])
+@pytest.mark.parametrize("variant", ["mha", "prflash", "dma", "ssd", "dma_cdmoe"])
 def test_training_is_reproducible_from_the_seed(variant):
     cfg = _small_config(variant)
     settings = TrainConfig(steps=3, batch=4, warmup=1, eval_every=2, eval_size=8, eval_subset=4)
@@ -113,18 +121,18 @@ def test_checkpoint_round_trip(tmp_path):
     assert json.loads(meta["result"])["eval_accuracy"] == result.accuracy
 
 
-@pytest.mark.parametrize("variant", ["mla", "mfa_kr", "dma"])
-def test_operators_are_the_layers_in_float64(variant, tmp_path):
+@pytest.mark.parametrize("variant", ["mla", "mfa_kr", "dma", "ssd"])
+def test_mixers_are_the_layers_in_float64(variant, tmp_path):
     model = TinyLM(_small_config(variant), seed=2)
     path = save(model, tmp_path / "m.safetensors")
     model, _ = load_trained(path)
     x = torch.randn(2, 16, 16, generator=torch.Generator().manual_seed(0))
     block = model.blocks[0]
     with torch.no_grad():
-        want = block.attn(block.norm1(x)).double().numpy()
-    raw, folded = model.operators()[0], model.operators(fold_norm=True)[0]
-    assert raw.heads.__dict__ and all(
-        a.dtype == np.float64 for a in vars(raw.heads).values() if isinstance(a, np.ndarray))
+        want = block.mix(block.norm1(x)).double().numpy()
+    raw, folded = model.mixers()[0], model.mixers(fold_norm=True)[0]
+    arrays = [a for a in vars(getattr(raw, "heads", raw)).values() if isinstance(a, np.ndarray)]
+    assert arrays and all(a.dtype == np.float64 for a in arrays)
     normed = block.norm1(x).detach().double().numpy()
     np.testing.assert_allclose(raw.forward(normed), want, atol=1e-5)
     u = x.double().numpy() / np.linalg.norm(x.double().numpy(), axis=-1, keepdims=True)

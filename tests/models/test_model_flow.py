@@ -184,3 +184,48 @@ def test_importing_never_modifies_the_model():
     flow.network.blocks[0].mlp.map.W_up[...] = 0.0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model.training
+
+
+@pytest.mark.parametrize(("kind", "side"), [("bert", "right"), ("gpt2", "left"),
+                                            ("llama", "left"), ("mistral", "left")])
+def test_a_padded_batch_flows_like_the_model_with_its_attention_mask(kind, side):
+    """With the model's attention mask, Euler h = 1 on ``model_flow(model, attention_mask=)``
+    gives the hidden states of every real token (padded rows mean nothing in either)."""
+    model = build(kind, seed=21)
+    ids = _ids(22, batch=3, n=10)
+    mask = torch.ones_like(ids)
+    pad = (slice(None, 4) if side == "left" else slice(-4, None), slice(None, 2) if
+           side == "left" else slice(-2, None))
+    mask[0, pad[0]] = 0
+    mask[2, pad[1]] = 0
+    with exact_float64(), torch.no_grad():
+        hs = [h.numpy() for h in model(input_ids=ids, attention_mask=mask,
+                                       output_hidden_states=True).hidden_states]
+    flow = model_flow(model, attention_mask=mask)
+    values = np.asarray(simulate(flow, hs[0], times=np.arange(flow.depth + 1), method="euler",
+                                 dt=1.0).values)
+    real = mask.numpy().astype(bool)
+    for layer in range(flow.depth):
+        err = np.abs(values[:, layer] - hs[layer])[real].max()
+        assert err <= TOL * max(1, np.abs(hs[layer]).max())
+    # without the mask the padded tokens change the real ones (bidirectional attention or
+    # left padding: padded keys are visible), so the mask is what matches
+    plain = np.asarray(simulate(model_flow(model), hs[0], times=np.arange(2), method="euler",
+                                dt=1.0).values)
+    assert np.abs(plain[:, 1] - hs[1])[real].max() > 1e-6
+
+
+def test_padding_is_refused_where_it_cannot_apply():
+    from attention.transformer import Network
+
+    model = build("gpt2", seed=23)
+    with pytest.raises(ValueError, match="0/1"):
+        model_flow(model, attention_mask=np.full((2, 5), 0.5))
+    with pytest.raises(ValueError, match="at least one real"):
+        model_flow(model, attention_mask=np.zeros((2, 5), int))
+    from experiments.training.model import ModelConfig, TinyLM
+
+    ssd = TinyLM(ModelConfig("ssd", vocab=16, d_model=16, heads=2, max_len=16)).network()
+    assert isinstance(ssd, Network)
+    with pytest.raises(TypeError, match="no keys to hide"):
+        model_flow(ssd, attention_mask=np.ones((1, 5), bool))
