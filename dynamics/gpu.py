@@ -28,7 +28,7 @@ from attention.array_api import Array, backend_of, on_cuda
 from dynamics.fields.base import Field, Fusion, Wrapper
 from dynamics.integrators.schemes import FixedStepScheme
 
-ENGINES: tuple[str, ...] = ("auto", "native", "diffrax", "triton", "triton-graphs")
+ENGINES: tuple[str, ...] = ("auto", "native", "compiled", "diffrax", "triton", "triton-graphs")
 
 
 def _triton_importable() -> bool:
@@ -124,11 +124,11 @@ def route(field: Field, x: Array, engine: str = "auto") -> Field:
 
     "auto": the fused field for CUDA tensors when triton is installed and the field has a
     fused form, else ``field``; "triton"/"triton-graphs": the fused field or a ValueError;
-    "native"/"diffrax": ``field``.
+    "native"/"compiled"/"diffrax": ``field``.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if engine in ("native", "diffrax"):
+    if engine in ("native", "compiled", "diffrax"):
         return field
     if engine == "auto":
         if not on_cuda(x) or not _triton_importable():

@@ -14,7 +14,11 @@ differentiable form is ``dynamics.diffrax_flow``. With V = I and
 d >= n the reduced solver (``dynamics.reduced``) is used unless ``reduce=False``.
 On CUDA torch tensors attention fields run as one fused Triton launch per right-hand
 side (``dynamics.gpu``; ``engine="triton"`` insists on it, ``"triton-graphs"`` also
-replays each fixed step from a CUDA graph, ``"native"`` keeps the unfused field).
+replays each fixed step from a CUDA graph, ``"native"`` keeps the unfused field). On the
+CPU the adaptive methods run SA, USA and the circle models in float64 on the compiled
+engine (``dynamics.compiled``: each member its own compiled loop, members in parallel;
+``engine="compiled"`` insists on it, ``"native"`` keeps the numpy path); both take the
+same steps.
 """
 
 from __future__ import annotations
@@ -229,7 +233,9 @@ def make_plan(field: Field, x0: Array, times: np.ndarray, *, method: str, dt: fl
     if _decide_reduce(reduce, field, x0):
         run_field, start, observer, basis = _reduced(field, x0, observe)
     scheme = FIXED_STEP_SCHEMES.get(method)
-    if engine.startswith("triton") or (engine == "auto" and backend_of(x0) == "torch"):
+    compiled = _compiled(engine, method, run_field, start)
+    if engine.startswith("triton") or (engine == "auto" and backend_of(x0) == "torch"
+                                       and not compiled):
         run_field = route(run_field, start, engine)
         if engine == "triton-graphs" and scheme is not None:
             scheme = GraphedScheme(scheme, float(dt))
@@ -238,6 +244,11 @@ def make_plan(field: Field, x0: Array, times: np.ndarray, *, method: str, dt: fl
         rng = np.random.default_rng(seed) if field.sigma != 0.0 else None
         driver = partial(integrate_fixed, times=times, scheme=scheme, dt=float(dt), event=event,
                          rng=rng)
+    elif compiled:
+        from dynamics.compiled import integrate_compiled  # numba, compiled on first use
+
+        driver = partial(integrate_compiled, times=times, tableau=ADAPTIVE_METHODS[method],
+                         rtol=rtol, atol=atol, event=event, max_steps=max_steps)
     elif backend_of(x0) == "jax" and engine != "native":
         from dynamics.integrators.diffrax_path import integrate_diffrax  # jax + diffrax
 
@@ -249,6 +260,22 @@ def make_plan(field: Field, x0: Array, times: np.ndarray, *, method: str, dt: fl
         driver = partial(integrate_adaptive, times=times, tableau=ADAPTIVE_METHODS[method],
                          rtol=rtol, atol=atol, event=event, max_steps=max_steps)
     return Plan(run_field, start, observer, driver, basis)
+
+
+def _compiled(engine: str, method: str, field: Field, x: Array) -> bool:
+    """Whether the compiled engine (``dynamics.compiled``) runs this call: where it applies
+    under "auto", always under "compiled" (a ValueError saying why not where it cannot)."""
+    if engine not in ("auto", "compiled"):
+        return False
+    from dynamics.compiled import unsupported
+
+    reason = unsupported(field, x)
+    if reason is None and method not in ADAPTIVE_METHODS:
+        reason = f"it runs the adaptive methods {tuple(ADAPTIVE_METHODS)}, not {method!r}"
+    if reason is not None and engine == "compiled":
+        raise ValueError(f"engine='compiled' cannot run this call: {reason}; use "
+                         "engine='native'")
+    return reason is None
 
 
 def _decide_reduce(reduce: bool | str, field: Field, x0: Array) -> bool:

@@ -1,0 +1,69 @@
+"""The compiled engine (dynamics.compiled) takes the numpy reference's steps: the same
+trajectories, clustering times and step counts, for every field and option it covers."""
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics import SA, USA, CircleSA, CircleUSA, simulate
+from dynamics.fields.attention import SelfAttention
+from dynamics.initial import uniform_sphere
+from dynamics.space import EUCLIDEAN
+
+
+def _both(field, x0, times, **kw):
+    a = simulate(field, x0, times, engine="native", **kw)
+    b = simulate(field, x0, times, engine="compiled", **kw)
+    return a, b
+
+
+@pytest.mark.parametrize("field", [
+    SA(1.0), SA(4.0, causal=True), USA(0.5), SelfAttention(beta=1.0, normalization="usa-shifted"),
+    SA(-0.5)], ids=["sa", "causal", "usa", "usa-shifted", "repulsive"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5"])
+def test_same_steps_and_states_as_the_reference(field, method):
+    x0 = uniform_sphere(np.random.default_rng().integers(2**31), 6, 9, 3)
+    a, b = _both(field, x0, np.linspace(0, 4, 5), method=method)
+    np.testing.assert_array_equal(a.accepted_steps, b.accepted_steps)
+    np.testing.assert_array_equal(a.rejected_steps, b.rejected_steps)
+    assert np.abs(a.values - b.values).max() < 1e-10
+
+
+def test_clustering_times_agree_with_per_member_beta():
+    x0 = uniform_sphere(np.random.default_rng().integers(2**31), 8, 12, 3)
+    betas = np.linspace(0.5, 2.0, 8)
+    a, b = _both(SA(betas), x0, [0.0, 60.0], method="dopri5", stop_when_clustered=1e-3)
+    assert np.isfinite(a.cluster_time).all()
+    np.testing.assert_allclose(b.cluster_time, a.cluster_time, rtol=1e-9)
+    # a stopped member keeps its state at the clustering time
+    assert np.abs(a.values - b.values).max() < 1e-9
+
+
+@pytest.mark.parametrize("field", [CircleSA(1.5), CircleUSA(0.8, causal=True)])
+def test_circle_in_angles(field):
+    theta = np.random.default_rng().uniform(-np.pi, np.pi, (4, 10))
+    a, b = _both(field, theta, np.linspace(0, 3, 4), method="dopri5")
+    assert b.values.shape == (4, 4, 10)
+    assert np.abs(a.values - b.values).max() < 1e-10
+
+
+def test_torch_cpu_tokens_come_back_as_torch():
+    x0 = uniform_sphere(3, 3, 8, 4)
+    a = simulate(SA(1.0), x0, [0.0, 2.0], engine="compiled")
+    b = simulate(SA(1.0), torch.from_numpy(x0), [0.0, 2.0], engine="compiled")
+    assert isinstance(b.values, torch.Tensor)
+    assert np.abs(b.values.numpy() - a.values).max() == 0.0
+
+
+def test_compiled_refuses_what_it_cannot_run():
+    x0 = uniform_sphere(0, 2, 5, 3)
+    with pytest.raises(ValueError, match="Q = K = V = I"):
+        simulate(SA(1.0, V=np.eye(3)), x0, [0, 1.0], engine="compiled")
+    with pytest.raises(ValueError, match="sphere"):
+        simulate(SA(1.0, space=EUCLIDEAN), x0, [0, 1.0], engine="compiled")
+    with pytest.raises(ValueError, match="float64"):
+        simulate(SA(1.0), x0.astype(np.float32), [0, 1.0], engine="compiled")
+    with pytest.raises(ValueError, match="adaptive"):
+        simulate(SA(1.0), x0, [0, 1.0], method="rk4", dt=0.1, engine="compiled")
+    with pytest.raises(RuntimeError, match="max_steps"):
+        simulate(SA(1.0), x0, [0, 50.0], engine="compiled", max_steps=3)
