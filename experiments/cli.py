@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load and check the config, then run or resume the study; 0 on success."""
     from experiments.config import ConfigError, load_config
+    from experiments.lock import StoreLocked
     from experiments.runner import run_study
     from experiments.store import StoreMismatch
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_study(config, out, workers=args.workers, scheduler=args.scheduler,
                            format=args.format, quiet=args.quiet, command=command,
                            log=lambda s: print(s, flush=True))
-    except StoreMismatch as err:
+    except (StoreMismatch, StoreLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.plot:

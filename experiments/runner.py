@@ -40,6 +40,7 @@ import numpy as np
 
 from experiments.chunks import Layout, members_of
 from experiments.config import config_from_dict
+from experiments.lock import store_lock
 from experiments.registry import COMMANDS, STUDY_KINDS
 from experiments.schema import StudyConfig
 from experiments.store import (
@@ -214,39 +215,40 @@ def run_study(
     command = command or " ".join(sys.argv)
     start = time.perf_counter()
     store, netcdf = output_paths(out, format)
-    layout = Layout.of(config)
-    if store.exists():
-        check_compatible(store, config)
-        removed = clean_partial_files(store)
-        append_history(store, f"resumed by: {command}")
-        if removed:
-            log(f"removed {removed} partial file(s) left by an interrupted write")
-    else:
-        create_store(store, config, command)
-    done = done_mask(store)
-    pending = [int(i) for i in np.flatnonzero(~done)]
-    reused = layout.count - len(pending)
-    where = ("a local process pool" if workers is None and scheduler is None
-             else f"dask ({scheduler or f'LocalCluster, {workers} workers'})")
-    log(f"{config.study}: {layout.count} chunks ({config.seeds.count} seeds x "
-        f"{len(config.grid.n)} n x {len(config.grid.d)} d x {len(config.grid.beta)} beta), "
-        f"{reused} already done, {len(pending)} to compute"
-        + (f" on {where}" if pending else "") + f"; store {store}")
-    writer = ChunkWriter(store)
-    results = chunk_results(config, pending, workers=workers, scheduler=scheduler)
-    for index, arrays in _counted(results, layout.count, reused, quiet, log):
-        writer.write(layout.chunk(index), arrays)
-    if not done_mask(store).all():  # pragma: no cover - every pending chunk was written
-        raise RuntimeError("some chunks are still missing after the run")
-    if int(read_attrs(store).get("complete", 0)) != 1:
-        ds = open_dataset(store).load()
-        write_summary(store, STUDY_KINDS[config.study].summarize(ds, config))
-    if netcdf is not None:
-        export_netcdf(store, netcdf)
-        log(f"netCDF written to {netcdf}")
-    seconds = time.perf_counter() - start
-    log(f"done in {seconds:.1f} s: {len(pending)} chunks computed, {reused} reused")
-    return RunReport(store, len(pending), reused, layout.count, seconds, netcdf)
+    with store_lock(store, log):
+        layout = Layout.of(config)
+        if store.exists():
+            check_compatible(store, config)
+            removed = clean_partial_files(store)
+            append_history(store, f"resumed by: {command}")
+            if removed:
+                log(f"removed {removed} partial file(s) left by an interrupted write")
+        else:
+            create_store(store, config, command)
+        done = done_mask(store)
+        pending = [int(i) for i in np.flatnonzero(~done)]
+        reused = layout.count - len(pending)
+        where = ("a local process pool" if workers is None and scheduler is None
+                 else f"dask ({scheduler or f'LocalCluster, {workers} workers'})")
+        log(f"{config.study}: {layout.count} chunks ({config.seeds.count} seeds x "
+            f"{len(config.grid.n)} n x {len(config.grid.d)} d x {len(config.grid.beta)} beta), "
+            f"{reused} already done, {len(pending)} to compute"
+            + (f" on {where}" if pending else "") + f"; store {store}")
+        writer = ChunkWriter(store)
+        results = chunk_results(config, pending, workers=workers, scheduler=scheduler)
+        for index, arrays in _counted(results, layout.count, reused, quiet, log):
+            writer.write(layout.chunk(index), arrays)
+        if not done_mask(store).all():  # pragma: no cover - every pending chunk was written
+            raise RuntimeError("some chunks are still missing after the run")
+        if int(read_attrs(store).get("complete", 0)) != 1:
+            ds = open_dataset(store).load()
+            write_summary(store, STUDY_KINDS[config.study].summarize(ds, config))
+        if netcdf is not None:
+            export_netcdf(store, netcdf)
+            log(f"netCDF written to {netcdf}")
+        seconds = time.perf_counter() - start
+        log(f"done in {seconds:.1f} s: {len(pending)} chunks computed, {reused} reused")
+        return RunReport(store, len(pending), reused, layout.count, seconds, netcdf)
 
 
 def load_study(path: str | Path) -> tuple[Any, StudyConfig]:
