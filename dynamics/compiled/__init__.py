@@ -33,6 +33,7 @@ from attention.reference import NORMALIZATIONS
 from dynamics.fields.attention import SelfAttention
 from dynamics.fields.base import Field
 from dynamics.fields.circle import CircleAttention
+from dynamics.integrators.adaptive import too_many_steps
 from dynamics.integrators.fixed import RawSolution
 from dynamics.integrators.recording import ClusterEvent
 from dynamics.integrators.tableaux import ButcherTableau
@@ -125,11 +126,8 @@ def integrate_compiled(
                 int(tableau.order), -1.0 / (tableau.error_order + 1), float(rtol), float(atol),
                 delta, int(max_steps), out, cluster, accepted, rejected, status)
     if (status == TOO_MANY_STEPS).any():
-        raise RuntimeError(
-            f"adaptive solver exceeded max_steps={max_steps} before t = {times[-1]} "
-            f"(members {np.flatnonzero(status == TOO_MANY_STEPS)[:8].tolist()}); loosen "
-            "rtol/atol, shorten the horizon, or raise max_steps"
-        )
+        raise too_many_steps(max_steps, float(times[-1]),
+                             np.flatnonzero(status == TOO_MANY_STEPS))
     if progress is not None:
         progress.advance_to(float(times[-1]))
     if circle:

@@ -87,6 +87,14 @@ def hermite_crossing(hit, *, delta, x0, x1, f0, f1, t0, h, space) -> np.ndarray:
     return t0[idx] + frac * hs
 
 
+def too_many_steps(max_steps: int, t_end: float, members: np.ndarray | None = None
+                   ) -> RuntimeError:
+    """The error of an adaptive solve that ran out of steps (``members``: which, if known)."""
+    which = "" if members is None else f" (members {members[:8].tolist()})"
+    return RuntimeError(f"adaptive solver exceeded max_steps={max_steps} before t = {t_end}"
+                        f"{which}; loosen rtol/atol, shorten the horizon, or raise max_steps")
+
+
 def _take(a: Array, idx: np.ndarray) -> Array:
     if namespace(a).__name__.endswith("torch"):
         import torch
@@ -139,10 +147,7 @@ def integrate_adaptive(
         if not running.any():
             break
         if (accepted + rejected)[running].max() >= max_steps:
-            raise RuntimeError(
-                f"adaptive solver exceeded max_steps={max_steps} before t = {t_end}; "
-                "loosen rtol/atol, shorten the horizon, or raise max_steps"
-            )
+            raise too_many_steps(max_steps, t_end)
         target = times[np.minimum(next_out, n_out - 1)]
         h_try = np.where(running, np.minimum(h, target - t), 0.0)
         clamped = h_try < h
