@@ -81,12 +81,15 @@ register_command("plot", "experiments.plotting",
                  "the standard figures (PNG + PDF) of a stored study, from the store alone")
 register_command("bench", "experiments.bench.cli",
                  "benchmarks against named baselines: one right-hand side and one RK4 step "
-                 "(rhs-rk4), seeds/s of a study (study), F3's d = 1024 panel (f3-panel)")
+                 "(rhs-rk4), seeds/s of a study against diffrax and scipy (study), F3's d = 1024 "
+                 "panel (f3-panel), clustering times against diffrax, torchode, scipy, "
+                 "torchdiffeq and the authors' scheme (solvers)")
 
 SUITES: dict[str, str] = {
     "rhs-rk4": "experiments.bench.attention_rhs",
     "study": "experiments.bench.study",
     "f3-panel": "experiments.bench.f3_panel",
+    "solvers": "experiments.bench.solvers",
 }
 FIELD_MODULES: tuple[str, ...] = ("experiments.fields", "experiments.studies.variant_flows",
                                   "experiments.studies.trained_flows")

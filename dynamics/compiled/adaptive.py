@@ -10,7 +10,8 @@ the same controller (h <- h min(5, max(0.2, 0.9 err^{-1/5})), no growth right af
 rejection, a step shortened to land on an output time keeps the longer step), the same
 starting step (Hairer, Norsett & Wanner), the same retraction y_i / |y_i| after each
 accepted step on the sphere, and the same clustering event: after each accepted step the
-gap g = min_{i != j} <x_i, x_j> - (1 - delta); at its first g >= 0 the crossing inside the
+gap g = min_{i != j} <x_i, x_j> - (1 - delta) (on the circle <x_i, x_j> = cos(t_i - t_j));
+at its first g >= 0 the crossing inside the
 step is found by 50 bisections on the retracted cubic Hermite interpolant, and the member
 stops. Members are independent, so they run in parallel (numba's ``prange``) and every
 member's result is the same whatever the thread count.
@@ -23,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from dynamics.compiled.kernels import SPHERE_FIELD, velocity
+from dynamics.compiled.kernels import CIRCLE_FIELD, SPHERE_FIELD, velocity, work_shape
 
 OK, TOO_MANY_STEPS = 0, 1
 SAFETY, GROW, SHRINK = 0.9, 5.0, 0.2
@@ -48,17 +49,23 @@ def _retract(model: int, y: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _gap(x: np.ndarray, delta: float) -> float:
-    """min_{i != j} <x_i, x_j> - (1 - delta) (delta when n = 1)."""
+def _clustered(model: int, x: np.ndarray, delta: float) -> bool:
+    """Whether min_{i != j} <x_i, x_j> >= 1 - delta (True when n = 1); on the circle, x
+    holds angles and <x_i, x_j> = cos(t_i - t_j). It stops at the first pair below
+    1 - delta: before the clustering time, usually after a few pairs."""
     n, d = x.shape
-    low = 1.0
+    floor = 1.0 - delta
     for i in range(n):
         for j in range(i):
-            s = 0.0
-            for k in range(d):
-                s += x[i, k] * x[j, k]
-            low = min(low, s)
-    return low - (1.0 - delta)
+            if model == CIRCLE_FIELD:
+                s = math.cos(x[i, 0] - x[j, 0])
+            else:
+                s = 0.0
+                for k in range(d):
+                    s += x[i, k] * x[j, k]
+            if not s >= floor:
+                return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -88,7 +95,7 @@ def _crossing(model: int, delta: float, x0: np.ndarray, f0: np.ndarray, x1: np.n
             for k in range(d):
                 work[i, k] = c0 * x0[i, k] + c1 * f0[i, k] + c2 * x1[i, k] + c3 * f1[i, k]
         _retract(model, work, point)
-        if _gap(point, delta) >= 0.0:
+        if _clustered(model, point, delta):
             hi = s
         else:
             lo = s
@@ -98,15 +105,20 @@ def _crossing(model: int, delta: float, x0: np.ndarray, f0: np.ndarray, x1: np.n
 @njit(cache=True, nogil=True)
 def _combine(x: np.ndarray, h: float, coeffs: np.ndarray, ks: np.ndarray, stages: int,
              out: np.ndarray) -> None:
-    """out = x + h sum_j coeffs[j] ks[j] over j < stages (zero coefficients skipped)."""
+    """out = x + h sum_j coeffs[j] ks[j] over j < stages (zero coefficients skipped), the
+    stages added in order j = 0, 1, ... entry by entry."""
     n, d = x.shape
-    for i in range(n):
-        for k in range(d):
-            acc = 0.0
-            for j in range(stages):
-                if coeffs[j] != 0.0:
-                    acc += coeffs[j] * ks[j, i, k]
-            out[i, k] = x[i, k] + h * acc
+    flat_out, flat_x = out.reshape(n * d), x.reshape(n * d)
+    for e in range(n * d):
+        flat_out[e] = 0.0
+    for j in range(stages):
+        c = coeffs[j]
+        if c != 0.0:
+            flat_k = ks[j].reshape(n * d)
+            for e in range(n * d):
+                flat_out[e] += c * flat_k[e]
+    for e in range(n * d):
+        flat_out[e] = flat_x[e] + h * flat_out[e]
 
 
 @njit(cache=True, nogil=True)
@@ -125,12 +137,13 @@ def solve_member(x0: np.ndarray, model: int, beta: float, kind: int, causal: boo
     x, y, stage, err = np.empty((n, d)), np.empty((n, d)), np.empty((n, d)), np.empty((n, d))
     k1, x_before, k_before = np.empty((n, d)), np.empty((n, d)), np.empty((n, d))
     scores, weights = np.empty((n, n)), np.empty((n, n))
+    work, bits = np.empty(work_shape(n, d)), np.empty(n, dtype=np.int64)
     scale = np.empty(n)
     zero = np.zeros((n, d))
     x[:] = x0
     out[0] = x
     t = times[0]
-    velocity(x, model, beta, kind, causal, scores, weights, k1)
+    velocity(x, model, beta, kind, causal, scores, weights, work, bits, k1)
     # the starting step (Hairer, Norsett & Wanner I, II.4)
     span = t_end - times[0]
     for i in range(n):
@@ -141,7 +154,7 @@ def solve_member(x0: np.ndarray, model: int, beta: float, kind: int, causal: boo
     for i in range(n):
         for k in range(d):
             stage[i, k] = x[i, k] + h0 * k1[i, k]
-    velocity(stage, model, beta, kind, causal, scores, weights, ks[1])
+    velocity(stage, model, beta, kind, causal, scores, weights, work, bits, ks[1])
     for i in range(n):
         for k in range(d):
             err[i, k] = ks[1, i, k] - k1[i, k]
@@ -152,7 +165,7 @@ def solve_member(x0: np.ndarray, model: int, beta: float, kind: int, causal: boo
 
     cluster_time = np.nan
     done = False
-    if delta > 0.0 and _gap(x, delta) >= 0.0:
+    if delta > 0.0 and _clustered(model, x, delta):
         cluster_time = t
         done = True
     reach = 1e-12 * max(1.0, abs(t_end))
@@ -168,7 +181,7 @@ def solve_member(x0: np.ndarray, model: int, beta: float, kind: int, causal: boo
         ks[0] = k1
         for s in range(1, stages):
             _combine(x, h_try, a[s], ks, s, stage)
-            velocity(stage, model, beta, kind, causal, scores, weights, ks[s])
+            velocity(stage, model, beta, kind, causal, scores, weights, work, bits, ks[s])
         _combine(x, h_try, b, ks, stages, y)
         _combine(zero, h_try, b_error, ks, stages, err)
         for i in range(n):
@@ -188,7 +201,7 @@ def solve_member(x0: np.ndarray, model: int, beta: float, kind: int, causal: boo
                 t = target
                 out[next_out] = x
                 next_out += 1
-            if delta > 0.0 and _gap(x, delta) >= 0.0:
+            if delta > 0.0 and _clustered(model, x, delta):
                 frac = _crossing(model, delta, x_before, k_before, x, k1, h_try, stage, y)
                 cluster_time = t_prev + frac * h_try
                 done = True

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     suite = parser.add_argument_group("rhs-rk4 (timed suites)")
     suite.add_argument("--quick", action="store_true", help="the suite's small grid")
-    suite.add_argument("--repeats", type=positive_int, default=5, help="timed repeats (default 5)")
+    suite.add_argument("--repeats", type=positive_int, default=None,
+                       help="timed repeats (default 5; solvers: 3, 2 with --quick)")
     suite.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     suite.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                        help="device (cpu, or cuda: the Triton kernels against SDPA and the "
@@ -62,15 +63,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     study.add_argument("--chunk", type=positive_int, default=512, help="seeds per work chunk")
     study.add_argument("--loop-seeds", type=positive_int, default=64,
                        help="seeds run one at a time (the baseline)")
-    study.add_argument("--method", default="rk4",
-                       help="a fixed-step method of experiments.registry.FIXED_METHODS")
-    study.add_argument("--dt", type=float, default=0.1)
+    study.add_argument("--method", default="dopri5", choices=("dopri5",),
+                       help="the study's method (Dopri5, as the baselines)")
+    study.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
+    study.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance (1e-9)")
     study.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
     study.add_argument("--horizon", type=float, default=100.0)
     study.add_argument("--delta", type=float, default=1e-3)
     study.add_argument("--compact-every", type=float, default=2.0,
                        help="segment length after which clustered members leave the batch "
                             "(0: one simulate call per chunk; default 2)")
+
+    solvers = parser.add_argument_group(
+        "solvers (clustering times of many seeds: the engine against diffrax, torchode, scipy, "
+        "torchdiffeq and the authors' scheme; --quick, --paths, --repeats, --loop-seeds, "
+        "--seed and --beta apply)")
+    solvers.add_argument("--solver-seeds", type=positive_int, default=None,
+                         help="seeds per problem (default: 1024, 256 and 1024; 64, 16 and 64 "
+                              "with --quick)")
 
     panel = parser.add_argument_group("f3-panel (F3's d = 1024 panel against the authors' "
                                       "dense scheme)")
@@ -86,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     """Fix threads, then run the chosen benchmark; its exit status."""
     if args.threads is None:
         args.threads = (os.cpu_count() or 1) if args.suite == "rhs-rk4" else 1
+    if args.threads == 1:  # XLA's CPU client reads this when jax first loads
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                           "intra_op_parallelism_threads=1")
     fix_threads(args.threads)
     return importlib.import_module(SUITES[args.suite]).run(args)
 
@@ -106,7 +119,7 @@ def run_suite_command(suite, args: argparse.Namespace) -> int:
         for d in (args.d or grid.d)
         for n in (args.n or grid.n)
     ]
-    settings = Settings(repeats=args.repeats, threads=args.threads, memory=not args.no_memory,
+    settings = Settings(repeats=args.repeats or 5, threads=args.threads, memory=not args.no_memory,
                         max_dense_n=args.max_dense_n, seed=args.seed, pause_s=args.pause,
                         interleave=args.interleave)
     try:

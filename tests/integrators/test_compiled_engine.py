@@ -67,3 +67,33 @@ def test_compiled_refuses_what_it_cannot_run():
         simulate(SA(1.0), x0, [0, 1.0], method="rk4", dt=0.1, engine="compiled")
     with pytest.raises(RuntimeError, match="max_steps"):
         simulate(SA(1.0), x0, [0, 50.0], engine="compiled", max_steps=3)
+
+
+def test_vectorised_exponential_matches_numpy():
+    from dynamics.compiled.kernels import exp_row
+
+    a = np.random.default_rng().uniform(-700.0, 0.0, 4099)
+    a[:3] = (0.0, -700.0, -0.5 * np.log(2.0))  # the ends and a rounding boundary of k
+    out, bits = np.empty_like(a), np.empty(a.size, dtype=np.int64)
+    exp_row(a, a.size, out, bits)
+    assert np.max(np.abs(out / np.exp(a) - 1.0)) <= 4e-16
+    b = np.random.default_rng().uniform(0.0, 709.0, 1000)  # USA's positive exponents
+    exp_row(b, b.size, out, bits)
+    assert np.max(np.abs(out[: b.size] / np.exp(b) - 1.0)) <= 4e-16
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])  # softmax, USA, shifted USA
+@pytest.mark.parametrize("causal", [False, True])
+def test_symmetric_velocity_equals_the_general_kernel(kind, causal):
+    from dynamics.compiled.kernels import attention_velocity, symmetric_velocity, work_shape
+
+    rng = np.random.default_rng()
+    n, d = int(rng.integers(2, 40)), int(rng.integers(2, 9))
+    x = uniform_sphere(int(rng.integers(1 << 30)), 1, n, d)[0]
+    beta = float(rng.uniform(0.1, 8.0))
+    general, fast = np.empty((n, d)), np.empty((n, d))
+    attention_velocity(x, beta, kind, causal, True, np.empty((n, n)), np.empty((n, n)), general)
+    symmetric_velocity(x, beta, kind, causal, True, np.empty(work_shape(n, d)),
+                       np.empty(n, dtype=np.int64), fast)
+    scale = np.abs(general).max()
+    assert np.abs(fast - general).max() <= 1e-14 * max(scale, 1.0)
