@@ -8,6 +8,9 @@ As in jax-md, a space is a pair of functions; integrators only ever call these t
 * ``Euclidean`` - R^{n x d}: both maps are the identity (pure self-attention, Pre-LN).
 * ``Angles``    - the torus T^n in angle coordinates, states (batch, n); identity maps,
                   angles are not wrapped during integration (``wrap`` does it for plots).
+
+Each space also says where its states are as points (``points``: the tokens on the sphere,
+the circle's angles as (cos, sin)); the clustering event reads inner products there.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ class Sphere:
         xp = namespace(y)
         return y / xp.linalg.vector_norm(y, axis=-1, keepdims=True)
 
+    @staticmethod
+    def points(x: Array) -> Array:
+        """The tokens themselves."""
+        return x
+
 
 @dataclass(frozen=True)
 class Euclidean:
@@ -57,6 +65,11 @@ class Euclidean:
     def retract(y: Array) -> Array:
         return y
 
+    @staticmethod
+    def points(x: Array) -> Array:
+        """The tokens themselves."""
+        return x
+
 
 @dataclass(frozen=True)
 class Angles:
@@ -66,6 +79,11 @@ class Angles:
     state_rank: int = 2
     project = staticmethod(Euclidean.project)  # identity maps, as in R^d
     retract = staticmethod(Euclidean.retract)
+
+    @staticmethod
+    def points(theta: Array) -> Array:
+        """(batch, n) angles -> (batch, n, 2) points (cos theta, sin theta) of S^1."""
+        return angles_to_points(theta)
 
     @staticmethod
     def wrap(theta: Array) -> Array:

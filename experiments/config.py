@@ -103,12 +103,36 @@ def _check_initial(config: StudyConfig) -> None:
                 f"equiangular starts need {low:.4g} < rho < 1, got {config.initial.rho}")
 
 
+def shipped_configs() -> dict[str, Any]:
+    """The example configs installed with the package: name (file stem) -> resource."""
+    from importlib.resources import files
+
+    folder = files("experiments") / "configs"
+    return {entry.name.removesuffix(".toml"): entry for entry in folder.iterdir()
+            if entry.name.endswith(".toml")}
+
+
+def resolve_config(path: str | Path) -> Any:
+    """A config file: ``path`` itself where it exists, else the shipped config of that name
+    (``clustering_time_small`` or ``clustering_time_small.toml``, from any directory)."""
+    candidate = Path(path)
+    if candidate.exists() or len(candidate.parts) > 1:
+        return candidate
+    shipped = shipped_configs()
+    name = candidate.name.removesuffix(".toml")
+    if name in shipped:
+        return shipped[name]
+    raise ConfigError(f"config {str(path)!r} is neither a file nor a shipped config; the "
+                      f"shipped ones are {', '.join(sorted(shipped))}")
+
+
 def load_config(path: str | Path, *, expect: str | None = None,
                 device: str | None = None) -> StudyConfig:
-    """Read and check a TOML config file. ``device`` overrides ``[compute] device`` (a GPU
-    device also selects the torch backend); it is part of the stored config, since results
-    on another device are not bit-identical."""
-    path = Path(path)
+    """Read and check a TOML config: a file, or a shipped config by name
+    (``resolve_config``). ``device`` overrides ``[compute] device`` (a GPU device also
+    selects the torch backend); it is part of the stored config, since results on another
+    device are not bit-identical."""
+    path = resolve_config(path)
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:

@@ -16,7 +16,9 @@ both give the same trajectories and clustering times to rounding (tested). It ap
 * ``SelfAttention`` with Q = K = V = I (``SA``, ``USA``, shifted USA, causal or not) on the
   sphere, and ``CircleAttention`` (``CircleSA``,
   ``CircleUSA``) in angles, with beta a number or one per member;
-* the adaptive methods ("dopri5", "tsit5"), float64 numpy arrays or CPU torch tensors.
+* the adaptive methods ("dopri5", "tsit5", ``dynamics.compiled.adaptive``) and the
+  deterministic fixed-step ones ("euler", "rk4", "authors", ``dynamics.compiled.fixed``),
+  float64 numpy arrays or CPU torch tensors.
 
 ``simulate(..., engine="auto")`` takes it wherever it applies; ``engine="compiled"``
 insists (and says why not where it cannot); ``engine="native"`` keeps the numpy path.
@@ -36,12 +38,23 @@ from dynamics.fields.circle import CircleAttention
 from dynamics.integrators.adaptive import too_many_steps
 from dynamics.integrators.fixed import RawSolution
 from dynamics.integrators.recording import ClusterEvent
-from dynamics.integrators.tableaux import ButcherTableau
+from dynamics.integrators.tableaux import RK4, ButcherTableau
 from dynamics.space import Angles, Sphere
 
+FIXED_TABLEAUX: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]] = {
+    "euler": (((),), (1.0,)),
+    "authors": (((),), (1.0,)),  # Euler on the unprojected drive
+    "rk4": (RK4.a, RK4.b),
+}
+"""The fixed-step schemes the compiled engine takes: (a, b) of their explicit tableaux."""
+COMPILED_METHODS: tuple[str, ...] = ("dopri5", "tsit5", *FIXED_TABLEAUX)
 
-def unsupported(field: Field, x0: Array) -> str | None:
-    """Why the compiled engine cannot integrate ``field`` from x0 (None: it can)."""
+
+def unsupported(field: Field, x0: Array, method: str | None = None) -> str | None:
+    """Why the compiled engine cannot integrate ``field`` from x0 with ``method`` (None: it
+    can; ``method=None`` asks about the field and the tokens only)."""
+    if method is not None and method not in COMPILED_METHODS:
+        return f"it runs the methods {COMPILED_METHODS}, not {method!r}"
     if backend_of(x0) not in ("numpy", "torch"):
         return f"it runs numpy arrays and CPU torch tensors, got {backend_of(x0)} arrays"
     if backend_of(x0) == "torch" and x0.device.type != "cpu":
@@ -108,10 +121,7 @@ def integrate_compiled(
     reason = unsupported(field, x0)
     if reason is not None:
         raise ValueError(f"the compiled engine cannot run this: {reason}")
-    states = np.ascontiguousarray(to_numpy(x0), dtype=np.float64)
-    circle = isinstance(field.space, Angles)
-    if circle:
-        states = states[..., None]
+    states, circle = _states(field, x0)
     batch, n, d = states.shape
     c, a, b, b_error = _tableau_arrays(tableau)
     out = np.empty((batch, len(times), n, d))
@@ -130,13 +140,67 @@ def integrate_compiled(
                              np.flatnonzero(status == TOO_MANY_STEPS))
     if progress is not None:
         progress.advance_to(float(times[-1]))
-    if circle:
-        out = out[..., 0]
-    values = asarray_like(out, x0)
+    return RawSolution(_values(out, x0, circle, observe, len(times)), cluster, accepted,
+                       rejected)
+
+
+def integrate_compiled_fixed(
+    field: SelfAttention | CircleAttention,
+    x0: Array,
+    times: np.ndarray,
+    *,
+    method: str,
+    dt: float,
+    observe,
+    event: ClusterEvent,
+    progress=None,
+) -> RawSolution:
+    """The fixed-step driver's contract (``dynamics.integrators.fixed``) on the compiled
+    engine: states at ``times`` passed through ``observe``, clustering times, step counts."""
+    from dynamics.compiled.fixed import solve_batch_fixed
+    from dynamics.compiled.kernels import EUCLIDEAN_FIELD, SPHERE_FIELD
+
+    reason = unsupported(field, x0, method)
+    if reason is not None or method not in FIXED_TABLEAUX:
+        raise ValueError(f"the compiled engine cannot run this: {reason or method}")
+    states, circle = _states(field, x0)
+    batch, n, d = states.shape
+    rows, b = FIXED_TABLEAUX[method]
+    a = np.zeros((len(b), len(b)))
+    for i, row in enumerate(rows):
+        a[i, : len(row)] = row
+    model = _model(field)
+    stage_model = EUCLIDEAN_FIELD if method == "authors" and model == SPHERE_FIELD else model
+    out = np.empty((batch, len(times), n, d))
+    cluster = np.full(batch, np.nan)
+    steps = np.zeros(batch, dtype=np.int64)
+    delta = -1.0 if event.delta is None else float(event.delta)
+    solve_batch_fixed(states, model, stage_model, _betas(field.beta, batch),
+                      NORMALIZATIONS.index(field.normalization), bool(field.causal),
+                      np.ascontiguousarray(times, dtype=np.float64), a,
+                      np.array(b, dtype=np.float64), float(dt), delta, out, cluster, steps)
+    if progress is not None:
+        progress.advance_to(float(times[-1]))
+    return RawSolution(_values(out, x0, circle, observe, len(times)), cluster, steps,
+                       np.zeros(batch, dtype=np.int64))
+
+
+def _states(field: Field, x0: Array) -> tuple[np.ndarray, bool]:
+    """x0 as a float64 C-contiguous (batch, n, d) array (angles: d = 1), and whether it was
+    angles."""
+    states = np.ascontiguousarray(to_numpy(x0), dtype=np.float64)
+    circle = isinstance(field.space, Angles)
+    return (states[..., None] if circle else states), circle
+
+
+def _values(out: np.ndarray, x0: Array, circle: bool, observe, count: int) -> Array:
+    """The states (batch, T, n, d) back in x0's backend (angles: (batch, T, n)), observed."""
+    values = asarray_like(out[..., 0] if circle else out, x0)
     if observe is not None:
         xp = namespace(values)
-        values = xp.stack([observe(values[:, k]) for k in range(len(times))], axis=1)
-    return RawSolution(values, cluster, accepted, rejected)
+        values = xp.stack([observe(values[:, k]) for k in range(count)], axis=1)
+    return values
 
 
-__all__ = ["integrate_compiled", "unsupported"]
+__all__ = ["COMPILED_METHODS", "FIXED_TABLEAUX", "integrate_compiled", "integrate_compiled_fixed",
+           "unsupported"]

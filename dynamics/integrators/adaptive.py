@@ -81,7 +81,7 @@ def hermite_crossing(hit, *, delta, x0, x1, f0, f1, t0, h, space) -> np.ndarray:
         s2, s3 = sb * sb, sb * sb * sb
         state = ((2 * s3 - 3 * s2 + 1) * x0 + (s3 - 2 * s2 + sb) * hb * f0
                  + (3 * s2 - 2 * s3) * x1 + (s3 - s2) * hb * f1)
-        return to_numpy(cluster_gap(space.retract(state), delta)).astype(float)
+        return to_numpy(cluster_gap(space.points(space.retract(state)), delta)).astype(float)
 
     frac = bisect(gap_at, np.zeros(idx.size), np.ones(idx.size), iterations=50)
     return t0[idx] + frac * hs

@@ -81,7 +81,8 @@ def integrate_fixed(
         grid_next = t0 + (k + 1) * dt
         while next_out < len(times) and times[next_out] < grid_next - tol:
             gap = times[next_out] - t
-            out.record(next_out, x if gap <= tol else step(t, x, gap, None))
+            # a side step to the output time; members that stopped keep their state
+            out.record(next_out, x if gap <= tol else select(~event.done, step(t, x, gap, None), x))
             next_out += 1
         if next_out == len(times):
             break

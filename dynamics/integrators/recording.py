@@ -5,10 +5,12 @@ member (members reach an output time at different iterations under adaptive step
 stopped members are filled with their frozen state at the end).
 
 The clustering event of a member is the first time its gap
-g(t) = min_{i != j} <x_i, x_j> - (1 - delta) becomes >= 0. The crossing inside the step
-that brackets the sign change is located by the driver's ``refine`` (adaptive steps:
-bisection on the cubic Hermite interpolant of the states, O(h^4)), or else by the root
-of the quadratic through the last three values of g (fixed steps, O(h^3)).
+g(t) = min_{i != j} <x_i, x_j> - (1 - delta) becomes >= 0, the x_i being the state's points
+on the sphere (the space's ``points``: the tokens, or the circle's (cos, sin)). The
+crossing inside the step that brackets the sign change is located by the driver's
+``refine`` (adaptive steps: bisection on the cubic Hermite interpolant of the states,
+O(h^4)), or else by the root of the quadratic through the last three values of g (fixed
+steps, O(h^3)).
 """
 
 from __future__ import annotations
@@ -72,11 +74,13 @@ class OutputBuffer:
 
 @dataclass
 class ClusterEvent:
-    """Per-member clustering detection with threshold delta (None: no event)."""
+    """Per-member clustering detection with threshold delta (None: no event); ``points``
+    maps a state to its points on the sphere (``Space.points``)."""
 
     delta: float | None
     batch: int
     t0: float
+    points: Callable[[Array], Array] | None = None  # None: the states are the points
     times: np.ndarray = field(init=False)
     done: np.ndarray = field(init=False)
     gap: np.ndarray = field(init=False)
@@ -94,10 +98,13 @@ class ClusterEvent:
     def active(self) -> bool:
         return self.delta is not None
 
+    def _points(self, x: Array) -> Array:
+        return x if self.points is None else self.points(x)
+
     def start(self, x: Array) -> None:
         if not self.active:
             return
-        self.gap = to_numpy(cluster_gap(x, self.delta)).astype(float)
+        self.gap = to_numpy(cluster_gap(self._points(x), self.delta)).astype(float)
         hit = self.gap >= 0
         self.times[hit] = self.t0
         self.done |= hit
@@ -116,7 +123,7 @@ class ClusterEvent:
         """
         if not self.active or not moved.any():
             return
-        gap = to_numpy(cluster_gap(x, self.delta)).astype(float)
+        gap = to_numpy(cluster_gap(self._points(x), self.delta)).astype(float)
         hit = moved & ~self.done & (gap >= 0)
         if hit.any():
             if refine is not None:
