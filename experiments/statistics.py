@@ -11,6 +11,10 @@ risk just before t_i (censored runs leave the risk set after their censoring tim
 event and a censoring at the same time count the event first). Greenwood's formula
 gives Var S(t) = S(t)^2 sum_{t_i <= t} d_i / (n_i (n_i - d_i)).
 
+The estimate and its bands are scipy's (``scipy.stats.ecdf`` on right-censored data,
+``confidence_interval`` for the bands); this module keeps them at the event times and adds
+what scipy does not give: the median's confidence interval and the fits below.
+
 The median is the least t with S(t) <= 1/2 (NaN when more than half the runs are
 censored). Its confidence interval is Brookmeyer and Crowley's (Biometrics 38, 1982):
 the times t at which the pointwise band of S(t) contains 1/2. S and its band decrease, so
@@ -19,18 +23,20 @@ upper band is <= 1/2 (+inf when the upper band stays above 1/2 until the last ev
 The band is linear, S +- z sd (clipped to [0, 1]), or log-log,
 S^{exp(-+z sd / (S log S))}, which keeps it inside (0, 1).
 
-``linear_fit`` is ordinary least squares with the standard errors of slope and
-intercept; the studies fit log(median time) against log n and against beta.
+``linear_fit`` is ordinary least squares (``scipy.stats.linregress``) with the standard
+errors of slope and intercept; the studies fit log(median time) against log n and against
+beta.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import CensoredData, ecdf, linregress
 
 Band = Literal["linear", "log-log"]
 
@@ -40,7 +46,9 @@ class KaplanMeier:
     """The Kaplan-Meier estimate at its distinct event times (ascending).
 
     times, at_risk n_i, events d_i, survival S(t_i) (the value on [t_i, t_{i+1})), and
-    variance (Greenwood); ``count`` runs in all, ``censored`` of them censored.
+    variance (Greenwood); ``count`` runs in all, ``censored`` of them censored;
+    ``estimate`` is scipy's survival function (at every distinct time, censorings included)
+    and ``at_events`` the indices of the event times in it.
     """
 
     times: np.ndarray
@@ -50,6 +58,8 @@ class KaplanMeier:
     variance: np.ndarray
     count: int
     censored: int
+    estimate: Any = None
+    at_events: np.ndarray | None = None
 
     def __call__(self, t: Any) -> np.ndarray:
         """S(t) at any times (right-continuous step function, S = 1 before the first event)."""
@@ -63,23 +73,23 @@ class KaplanMeier:
         return self.censored / self.count
 
     def band(self, level: float = 0.95, kind: Band = "linear") -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise (lower, upper) confidence band of S at ``times``."""
+        """Pointwise (lower, upper) confidence band of S at ``times`` (scipy's Greenwood
+        bands: "linear", clipped to [0, 1], or "log-log")."""
         if not 0 < level < 1:
             raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
-        z = float(norm.ppf(0.5 + level / 2))
-        s, var = self.survival, self.variance
-        sd = np.sqrt(var)
-        if kind == "linear":
-            return np.clip(s - z * sd, 0.0, 1.0), np.clip(s + z * sd, 0.0, 1.0)
-        if kind != "log-log":
+        if kind not in ("linear", "log-log"):
             raise ValueError(f"band must be 'linear' or 'log-log', got {kind!r}")
-        lower, upper = np.zeros_like(s), np.zeros_like(s)
-        inside = (s > 0) & (s < 1)
-        log_s = np.log(s[inside])
-        spread = z * sd[inside] / (s[inside] * np.abs(log_s))
-        lower[inside] = s[inside] ** np.exp(spread)
-        upper[inside] = s[inside] ** np.exp(-spread)
-        lower[s >= 1], upper[s >= 1] = 1.0, 1.0
+        if self.times.size == 0:
+            return np.zeros(0), np.zeros(0)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # "undefined at some observations": where S is 0 or 1, handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            interval = self.estimate.confidence_interval(level, method=kind)
+        lower = interval.low.probabilities[self.at_events]
+        upper = interval.high.probabilities[self.at_events]
+        # where S is 0 or 1 the band is the point itself (scipy leaves NaN in log-log)
+        lower = np.where(np.isnan(lower), self.survival, lower)
+        upper = np.where(np.isnan(upper), self.survival, upper)
         return lower, upper
 
     def median(self) -> float:
@@ -119,15 +129,14 @@ def kaplan_meier(durations: Any, observed: Any) -> KaplanMeier:
     event_times = np.unique(t[e])
     events = np.array([np.count_nonzero(e & (t == u)) for u in event_times], dtype=np.int64)
     at_risk = np.array([np.count_nonzero(t >= u) for u in event_times], dtype=np.int64)
-    factors = 1.0 - events / at_risk
-    survival = np.cumprod(factors)
+    estimate = ecdf(CensoredData.right_censored(t, ~e)).sf
+    at_events = np.searchsorted(estimate.quantiles, event_times)
+    survival = estimate.probabilities[at_events]
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = events / (at_risk * (at_risk - events))
-    greenwood = np.cumsum(terms)
-    with np.errstate(invalid="ignore"):
+        greenwood = np.cumsum(events / (at_risk * (at_risk - events)))
         variance = np.where(survival > 0, survival**2 * greenwood, 0.0)
     return KaplanMeier(event_times, at_risk, events, survival, variance, int(t.size),
-                       int(np.count_nonzero(~e)))
+                       int(np.count_nonzero(~e)), estimate, at_events)
 
 
 def censored_times(times: Any, horizon: float) -> KaplanMeier:
@@ -199,14 +208,11 @@ def linear_fit(x: Any, y: Any) -> Fit:
     nan = math.nan
     if m < 2 or np.ptp(x) == 0:
         return Fit(nan, nan, nan, nan, m)
-    xm, ym = x.mean(), y.mean()
-    sxx = float(np.sum((x - xm) ** 2))
-    slope = float(np.sum((x - xm) * (y - ym)) / sxx)
-    intercept = float(ym - slope * xm)
+    fit = linregress(x, y)
     if m < 3:
-        return Fit(slope, intercept, nan, nan, m)
-    s2 = float(np.sum((y - intercept - slope * x) ** 2)) / (m - 2)
-    return Fit(slope, intercept, math.sqrt(s2 / sxx), math.sqrt(s2 * (1 / m + xm**2 / sxx)), m)
+        return Fit(float(fit.slope), float(fit.intercept), nan, nan, m)
+    return Fit(float(fit.slope), float(fit.intercept), float(fit.stderr),
+               float(fit.intercept_stderr), m)
 
 
 def power_law_fit(x: Any, t: Any) -> Fit:
