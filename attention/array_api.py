@@ -184,3 +184,31 @@ def rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     if seed is None:
         raise ValueError("an explicit seed is required (an int or numpy.random.Generator)")
     return np.random.default_rng(seed)
+
+
+# -- constructor checks shared by the attention and dynamics packages -------------------
+
+
+def check_real_dtype(name: str, value: Any) -> None:
+    """Raise TypeError unless ``value`` (an array, nested sequence or number) is real:
+    a complex weight would lose its imaginary part when cast to the tokens' dtype."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(value).dtype
+    kind = str(dtype).removeprefix("torch.")
+    if "complex" in kind:
+        raise TypeError(f"{name} must be real, got dtype {kind}: a complex array would lose "
+                        "its imaginary part; pass its real part explicitly if that is meant")
+    if not ("float" in kind or "int" in kind):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {kind}")
+
+
+def check_integer(name: str, value: Any, *, minimum: int | None = 1) -> int:
+    """``value`` as an int: an int or integer-valued numpy integer, never a bool or a float
+    (8.7 is not rounded to 8); at least ``minimum`` unless that is None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value

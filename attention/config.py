@@ -26,7 +26,7 @@ import numpy as np
 
 from attention import positional, prflash
 from attention.anchored import AnchorMask
-from attention.array_api import from_numpy, rng
+from attention.array_api import check_integer, from_numpy, rng
 from attention.masks import CAUSAL, FULL
 from attention.operator import Operator
 from attention.positional import Rope
@@ -94,14 +94,13 @@ class OperatorConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
-        for name in ("d_model", "heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("head_dim", "groups", "latent_dim", "query_latent_dim"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        for name in ("d_model", "heads", "block", "saq_group", "saq_quant_group"):
+            check_integer(name, getattr(self, name))
+        for name in ("head_dim", "groups", "latent_dim", "query_latent_dim", "rope_dim",
+                     "window"):
+            if getattr(self, name) is not None:
+                check_integer(name, getattr(self, name))
+        check_integer("sinkhorn_iterations", self.sinkhorn_iterations, minimum=0)
         needs_d_h = self.variant not in ("mfa", "mfa_kr") or self.latent_dim is None
         if needs_d_h and self.head_dim is None and self.d_model % self.heads:
             raise ValueError(
@@ -120,8 +119,10 @@ class OperatorConfig:
             raise ValueError(f"dma_bias_heads must be 'query' or 'kv', got {self.dma_bias_heads!r}")
         if self.variant == "prflash":
             _distribution(self)  # raises for probabilities outside [0, 1]
-        object.__setattr__(self, "anchors", tuple(int(a) for a in self.anchors))
-        object.__setattr__(self, "saq_bits", tuple(int(b) for b in self.saq_bits))
+        object.__setattr__(self, "anchors", tuple(
+            check_integer(f"anchors[{i}]", a, minimum=0) for i, a in enumerate(self.anchors)))
+        object.__setattr__(self, "saq_bits", tuple(
+            check_integer(f"saq_bits[{i}]", b) for i, b in enumerate(self.saq_bits)))
 
     @property
     def d_h(self) -> int:

@@ -21,7 +21,10 @@ Every mask object has
 
 A bias b^h_ij (:class:`Bias`) has ``values`` (dense), ``kernel_bias`` (:class:`KernelBias`)
 and, when ``restricts``, ``restrict`` (DMA's top-w narrows the mask). No mask may leave a
-query row with nothing to attend: :func:`check_rows` raises.
+query row with nothing to attend: :func:`check_rows` raises, for mask objects and for
+boolean masks given to ``attend``, ``attention_weights`` and ``grouped_attention``
+alike (a ValueError naming the rows; never a silent zero or NaN row). A padded query
+(:class:`Padding`) sees itself, so padding never empties a row.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from attention.array_api import Array, asarray_like, is_jax, is_torch
+from attention.array_api import Array, asarray_like, is_jax, is_torch, to_numpy
 
 
 def positions(n: int, given: Any = None) -> np.ndarray:
@@ -55,9 +58,18 @@ def check_positions(name: str, pos: Any) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def check_rows(allowed: np.ndarray) -> None:
-    """Raise if some query row of a dense mask (..., n, m) allows no key."""
-    empty = ~np.asarray(allowed, dtype=bool).any(axis=-1)
+def check_rows(allowed: Any, causal: bool = False) -> None:
+    """Raise ValueError if some query row of a dense boolean mask (..., n, m) (and with
+    ``causal`` the causal mask j <= i) allows no key: such a query has nothing to attend
+    to, and softmax over an empty row is undefined (torch's SDPA returns a zero row there,
+    the reference used to). Masks traced by JAX are not checked (no host values)."""
+    if "Tracer" in type(allowed).__name__ and type(allowed).__module__.startswith("jax"):
+        return
+    host = np.asarray(to_numpy(allowed), dtype=bool)
+    if causal:
+        n, m = host.shape[-2:]
+        host = host & (np.arange(m)[None, :] <= np.arange(n)[:, None])
+    empty = ~host.any(axis=-1)
     if empty.any():
         rows = np.unique(np.nonzero(empty)[-1])[:8].tolist()
         raise ValueError(

@@ -13,7 +13,9 @@ read keys k (B, G, m, e) with G | H: query head h reads key/value group h // (H/
 GQA and torch's ``enable_gqa``; "sinkhorn" (``attention.sinkhorn``) is a fourth
 normalisation there. These functions materialise the n x m matrix: they are the
 definition that every fast path of ``attention.router`` is tested against.
-A row whose mask allows no key gets zero weights, never NaN.
+A boolean mask that leaves a query row with no key (with ``causal``: no key j <= i) is
+refused with a ValueError naming the rows (``attention.masks.check_rows``); a row is never
+silently zero or NaN.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from attention.array_api import Array, device, namespace
-from attention.masks import as_backend_mask
+from attention.masks import as_backend_mask, check_rows
 from attention.sinkhorn import sinkhorn_weights
 
 Normalization = Literal["softmax", "usa", "usa-shifted"]
@@ -71,6 +73,8 @@ def attention_weights(
     if causal:
         c = causal_mask(n, m, like=s)
         allowed = c if allowed is None else xp.logical_and(allowed, c)
+    if mask is not None:
+        check_rows(allowed)
     if normalization == "softmax":
         if allowed is not None:
             s = xp.where(allowed, s, -xp.inf)

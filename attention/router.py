@@ -394,6 +394,8 @@ def grouped_attention(
     check_path(path)
     check_normalization(normalization, NORMALIZATIONS_ALL)
     check_heads(q, k, v)
+    if mask is not None and not isinstance(mask, Mask):
+        check_rows(mask, causal)
     call = Call(normalization, causal, mask, bias, step, sinkhorn_iterations, layout,
                 flex_compiled, lend=path == "auto")
     return route(q, k, v, scale, call, path)

@@ -17,6 +17,7 @@ import contracts enforce it):
 """
 
 from dynamics import theory
+from dynamics.animation import animate, principal_projection
 from dynamics.ensembles import Weights, authors_weights, figure5_weights, value_2305
 from dynamics.fields.attention import SA, USA, MultiHeadAttention, PureSelfAttention, SelfAttention
 from dynamics.fields.base import Field, Fusion, Wrapper
@@ -69,8 +70,9 @@ from dynamics.observables import (
     order_parameter,
     pairwise_inner_products,
 )
-from dynamics.simulate import METHODS, Trajectory, simulate
+from dynamics.simulate import METHODS, Trajectory, simulate, which_engine
 from dynamics.space import ANGLES, EUCLIDEAN, SPHERE, angles_to_points, normalize, points_to_angles
+from dynamics.validation import NonFiniteStateError
 
 _LAZY = {"diffrax_flow", "DiffraxFlow", "FlowSolution"}
 
@@ -113,6 +115,7 @@ __all__ = [
     "MultiHeadAttention",
     "NetworkFlow",
     "Noisy",
+    "NonFiniteStateError",
     "NormalizedAttention",
     "OperatorField",
     "PeriLN",
@@ -127,6 +130,7 @@ __all__ = [
     "Weights",
     "Wrapper",
     "angles_to_points",
+    "animate",
     "authors_weights",
     "bind",
     "cluster_count",
@@ -159,6 +163,7 @@ __all__ = [
     "pairwise_inner_products",
     "points_to_angles",
     "polar",
+    "principal_projection",
     "simulate",
     "sphere_flow",
     "theory",
@@ -167,4 +172,5 @@ __all__ = [
     "uniform_box",
     "uniform_sphere",
     "value_2305",
+    "which_engine",
 ]

@@ -20,6 +20,12 @@ Not rotation invariant (no mark): ``min_inner_with`` (min_i <x_i, w>, the cone o
 Lemma 6.4), and on the circle ``fourier_modes`` (1/n) sum_j e^{-ik theta_j} and the
 Kuramoto ``order_parameter`` r e^{i psi} = (1/n) sum_j e^{i theta_j}.
 
+Inputs are checked at this boundary (``dynamics.validation.check_sphere_points``): points
+must be real floating arrays, finite, on the unit sphere to within the tolerance of their
+dtype, and delta must lie in (0, 2); a bad input raises ValueError (TypeError for a
+complex or integer dtype) naming it. ``gram`` and ``cluster_gap`` are the solvers'
+per-step primitives and check only delta there.
+
 Host-side (numpy) results: graph components (scipy) and histograms; every other
 observable returns an array of the input's backend (and traces under ``jax.jit``).
 ``bind(fn, **params)`` turns an observable with parameters into a hook for
@@ -39,7 +45,13 @@ from scipy.sparse.csgraph import connected_components
 
 from attention.array_api import Array, asarray_like, backend_of, is_torch, namespace, to_numpy
 from dynamics.space import angles_to_points
-from dynamics.validation import check_delta
+from dynamics.validation import (
+    check_delta,
+    check_finite,
+    check_floating,
+    check_sphere_points,
+    is_traced,
+)
 
 GRAM_BLOCK = 4096
 
@@ -106,6 +118,7 @@ def _offdiag_extreme(x: Array, *, reduce: str) -> Array:
 def min_pairwise_inner(x: Array) -> Array:
     """min_{i != j} <x_i, x_j>, shape (batch,) (1 when n = 1). Never stores more than
     4096 x n entries per batch element."""
+    _check_points(x)
     return _offdiag_extreme(x, reduce="min")
 
 
@@ -125,9 +138,11 @@ def clustered_pair_fraction(g: Array, delta: float) -> Array:
 
 def fraction_clustered_pairs(delta: float) -> Callable[[Array], Array]:
     """Observable: the fraction of ordered pairs i != j with <x_i, x_j> >= 1 - delta."""
+    delta = check_delta(delta)
 
     @rotation_invariant
     def fraction(x: Array) -> Array:
+        _check_points(x)
         return clustered_pair_fraction(gram(x), delta)
 
     fraction.__name__ = f"fraction_clustered_pairs(delta={delta:g})"
@@ -136,6 +151,7 @@ def fraction_clustered_pairs(delta: float) -> Callable[[Array], Array]:
 
 def clustered(x: Array, delta: float) -> Array:
     """(batch,) booleans: all pairwise inner products >= 1 - delta."""
+    delta = check_delta(delta)
     return min_pairwise_inner(x) >= 1.0 - delta
 
 
@@ -143,15 +159,17 @@ def cluster_gap(x: Array, delta: float) -> Array:
     """min_{i != j} <x_i, x_j> - (1 - delta), shape (batch,): >= 0 iff the member clustered.
 
     For n > 4096 it first computes the O(n d) bound min_i <x_i, x_1> - (1 - delta); the
-    full O(n^2 d) minimum is taken only once some member passes that bound.
+    full O(n^2 d) minimum is taken only once some member passes that bound. The solvers'
+    clustering event calls it every step: it checks delta, not the points.
     """
+    delta = check_delta(delta)
     xp = namespace(x)
     n = x.shape[-2]
     if n > GRAM_BLOCK:
         bound = xp.min(xp.sum(x * x[..., :1, :], axis=-1), axis=-1) - (1.0 - delta)
         if not bool(xp.any(bound >= 0)):
             return bound
-    return min_pairwise_inner(x) - (1.0 - delta)
+    return _offdiag_extreme(x, reduce="min") - (1.0 - delta)
 
 
 # -- binding parameters: observables as simulate hooks -------------------------------
@@ -173,10 +191,9 @@ def bind(fn: Callable[..., Any], **params: Any) -> Callable[[Array], Any]:
     return observable
 
 
-def _check_points(x: Array, name: str = "x") -> None:
-    if getattr(x, "ndim", None) != 3:
-        shape = tuple(getattr(x, "shape", ()))
-        raise ValueError(f"{name} must have shape (batch, n, d), got {shape}")
+def _check_points(x: Array, name: str = "x", rank: int = 3) -> None:
+    """Points (batch, n, d) of the unit sphere: real, finite, |x_i| = 1 (module docstring)."""
+    check_sphere_points(x, name=name, rank=rank)
 
 
 # -- clusters as connected components -------------------------------------------------
@@ -300,6 +317,7 @@ def clustering_time(
             "states must have shape (batch, T, n, d) (or (batch, T, n) for angles), "
             f"got {tuple(getattr(states, 'shape', ()))}"
         )
+    _check_points(states, "states", rank=4)
     batch, steps, n, d = states.shape
     xp = namespace(states)
     flat = xp.reshape(states, (batch * steps, n, d))
@@ -413,9 +431,13 @@ def min_inner_with(x: Array, w: Any) -> Array:
 
 def _circle_angles(x: Array) -> Array:
     xp = namespace(x)
-    if x.ndim == 2:
+    if getattr(x, "ndim", None) == 2:
+        check_floating("x", x)
+        if not is_traced(x):
+            check_finite("x", x)
         return x
-    if x.ndim == 3 and x.shape[-1] == 2:
+    if getattr(x, "ndim", None) == 3 and x.shape[-1] == 2:
+        _check_points(x)
         return xp.atan2(x[..., 1], x[..., 0])
     raise ValueError(
         f"expected angles (batch, n) or points of the circle (batch, n, 2), got {tuple(x.shape)}"

@@ -67,13 +67,19 @@ def check_tokens(
         raise ValueError(f"tokens on the sphere S^(d-1) need d >= 2, got d = {shape[2]}")
     check_finite(name, x)
     if space_name == "sphere":
-        norms = np.linalg.norm(to_numpy(x), axis=-1)
-        err = float(np.max(np.abs(norms - 1.0)))
-        if err > tol:
-            raise ValueError(
-                f"{name} has points off the unit sphere (max | |x_i| - 1 | = {err:.3g} > "
-                f"{tol:g}); project them with dynamics.normalize(x) first"
-            )
+        _check_unit_norms(name, to_numpy(x), tol)
+
+
+def _check_unit_norms(name: str, a: np.ndarray, tol: float) -> None:
+    """Raise ValueError if some |a_i| (last axis) is farther than tol from 1."""
+    if a.size == 0:
+        return
+    err = float(np.max(np.abs(np.linalg.norm(a, axis=-1) - 1.0)))
+    if err > tol:
+        raise ValueError(
+            f"{name} has points off the unit sphere (max | |x_i| - 1 | = {err:.3g} > "
+            f"{tol:g} for {a.dtype}); project them with dynamics.normalize(x) first"
+        )
 
 
 def check_times(times: Any) -> np.ndarray:
@@ -92,9 +98,103 @@ def check_times(times: Any) -> np.ndarray:
 
 
 def check_delta(delta: float) -> float:
-    if not (isinstance(delta, (int, float)) and 0 < delta < 2 and math.isfinite(delta)):
+    """The clustering threshold delta in (0, 2) (NaN and booleans are refused)."""
+    if isinstance(delta, (np.floating, np.integer)):
+        delta = delta.item()
+    if isinstance(delta, bool) or not (
+        isinstance(delta, (int, float)) and math.isfinite(delta) and 0 < delta < 2
+    ):
         raise ValueError(
             f"the clustering threshold delta must lie in (0, 2) (pairs count as clustered when "
             f"<x_i, x_j> >= 1 - delta), got {delta!r}"
         )
     return float(delta)
+
+
+class NonFiniteStateError(FloatingPointError):
+    """A trajectory became non-finite (NaN or infinite) during ``simulate``.
+
+    ``members``: the batch indices affected; ``time``: the time at which it was seen (the
+    field's time at the evaluation that gave it, or the first output time holding it).
+    """
+
+    def __init__(self, message: str, *, members: Any = (), time: float = math.nan) -> None:
+        super().__init__(message)
+        self.members = tuple(int(m) for m in members)
+        self.time = float(time)
+
+
+_CAUSES = ("likely causes: a field whose velocity overflows (unnormalised attention with "
+           "beta |Q| |K| large, tokens growing in R^d), or a step too large for the field's "
+           "stiffness; use SA or normalization='usa-shifted', a smaller dt or beta, or an "
+           "adaptive method")
+
+
+def non_finite_error(what: str, bad: np.ndarray, time: float) -> NonFiniteStateError:
+    """The error for members ``bad`` (host booleans (batch,)) whose ``what`` became NaN or
+    infinite at ``time``, with the likely causes."""
+    members = np.flatnonzero(bad)
+    first = int(members[0])
+    others = f" ({members.size} members: {members[:8].tolist()})" if members.size > 1 else ""
+    return NonFiniteStateError(
+        f"{what} of member {first} became non-finite (NaN or inf) at t = {time:.6g}{others}; "
+        f"{_CAUSES}",
+        members=members, time=time,
+    )
+
+
+def is_traced(x: Any) -> bool:
+    """True for a JAX tracer (a value inside ``jax.jit``/``vmap``): no host checks there."""
+    return "Tracer" in type(x).__name__ and type(x).__module__.startswith("jax")
+
+
+def dtype_name(x: Array) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def log_float_max(x: Array) -> float:
+    """log of the largest finite number of x's floating dtype (709.78 for float64)."""
+    if backend_of(x) == "torch":
+        import torch
+
+        return math.log(torch.finfo(x.dtype).max)
+    return math.log(float(np.finfo(np.dtype(x.dtype)).max))
+
+
+def sphere_tolerance(x: Array) -> float:
+    """How far |x_i| may be from 1: SPHERE_TOL, or 1000 eps of a coarser dtype (<= 1e-2)."""
+    if backend_of(x) == "torch":
+        import torch
+
+        eps = torch.finfo(x.dtype).eps
+    else:
+        eps = float(np.finfo(np.dtype(x.dtype)).eps)
+    return min(max(SPHERE_TOL, 1000.0 * eps), 1e-2)
+
+
+def check_sphere_points(x: Array, *, name: str = "x", rank: int | None = 3,
+                        tol: float | None = None) -> None:
+    """Points of the unit sphere for an observable: an array of ``rank`` axes (any rank >= 2
+    when None; the last one is d), real floating, finite, |x_i| = 1 within ``tol`` (default:
+    :func:`sphere_tolerance` of its dtype). Values traced by JAX are not checked."""
+    shape = tuple(getattr(x, "shape", ()))
+    if not hasattr(x, "dtype") or (len(shape) != rank if rank is not None else len(shape) < 2):
+        want = f"{rank} axes (batch, n, d)" if rank == 3 else f"{rank or '>= 2'} axes"
+        raise ValueError(f"{name} must be an array of points with {want}, got shape {shape}")
+    check_floating(name, x)
+    if is_traced(x):
+        return
+    a = to_numpy(x)
+    check_finite(name, a)
+    _check_unit_norms(name, a, sphere_tolerance(x) if tol is None else tol)
+
+
+def check_exponent(name: str, bound: float, x: Array, *, what: str, fix: str) -> None:
+    """Refuse a computation whose values reach e^bound when e^bound (with a margin of
+    ``log n + 1``, n = x.shape[-2]: sums of n such terms) overflows x's dtype."""
+    limit = log_float_max(x) - math.log(max(int(x.shape[-2]), 1)) - 1.0
+    if bound > limit:
+        raise OverflowError(
+            f"{name}: {what} reaches e^{bound:.4g}, beyond the largest {dtype_name(x)} "
+            f"(the limit here is e^{limit:.4g}: log(finfo.max) - log n - 1); {fix}"
+        )

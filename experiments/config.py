@@ -127,11 +127,11 @@ def resolve_config(path: str | Path) -> Any:
 
 
 def load_config(path: str | Path, *, expect: str | None = None,
-                device: str | None = None) -> StudyConfig:
+                device: str | None = None, engine: str | None = None) -> StudyConfig:
     """Read and check a TOML config: a file, or a shipped config by name
     (``resolve_config``). ``device`` overrides ``[compute] device`` (a GPU device also
     selects the torch backend); it is part of the stored config, since results on another
-    device are not bit-identical."""
+    device are not bit-identical. ``engine`` overrides ``[integrator] engine``."""
     path = resolve_config(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -144,6 +144,8 @@ def load_config(path: str | Path, *, expect: str | None = None,
         if device != "cpu":
             compute["backend"] = "torch"
         data = {**data, "compute": compute}
+    if engine is not None:
+        data = {**data, "integrator": dict(data.get("integrator", {}), engine=engine)}
     return parse_config(data, expect=expect)
 
 

@@ -84,6 +84,13 @@ register_command("bench", "experiments.bench.cli",
                  "(rhs-rk4), seeds/s of a study against diffrax and scipy (study), F3's d = 1024 "
                  "panel (f3-panel), clustering times against diffrax, torchode, scipy, "
                  "torchdiffeq and the authors' scheme (solvers)")
+register_command("verify", "experiments.verify",
+                 "check every chunk of a study store (checksums, missing files, done flags); "
+                 "exit 0 all ok, 1 damage found (a rerun recomputes it), 2 not a store")
+register_command("chaos", "experiments.chaos",
+                 "chaos test of the store: kill -9 a small study at random points, delete and "
+                 "garble chunk files, race two writers; the result must equal an "
+                 "uninterrupted run bit for bit")
 
 SUITES: dict[str, str] = {
     "rhs-rk4": "experiments.bench.attention_rhs",

@@ -22,11 +22,18 @@ Executors:
   Chunks of a CUDA config ask for the worker resource ``{"GPU": 1}``; a LocalCluster
   then gives each worker one such resource (start workers with ``--resources GPU=1``
   on a real cluster).
+
+Stopping (``experiments.processes``): local workers ignore SIGINT and die with the driver,
+``kill -9`` included. When the run ends early - an exception, or ``Interrupted`` from the
+command line's SIGINT/SIGTERM handler - the executor is stopped at once (pool or
+LocalCluster workers killed, pending work dropped), every chunk already written stays done
+(a signal during a chunk's write waits for it), and the writer lock is released.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -41,6 +48,12 @@ import numpy as np
 from experiments.chunks import Layout, members_of
 from experiments.config import config_from_dict
 from experiments.lock import store_lock
+from experiments.processes import (
+    deferred_interrupts,
+    kill_dask_workers,
+    stop_pool,
+    worker_init,
+)
 from experiments.registry import COMMANDS, STUDY_KINDS
 from experiments.schema import StudyConfig
 from experiments.store import (
@@ -51,6 +64,7 @@ from experiments.store import (
     create_store,
     done_mask,
     export_netcdf,
+    note_engine,
     open_dataset,
     read_attrs,
     stored_config,
@@ -99,36 +113,57 @@ def _process_pool(config: StudyConfig, pending: Sequence[int],
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["experiments.runner", COMMANDS[config.study].kind])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(compute_chunk, config, index) for index in pending}
-        try:
-            while futures:
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+    # workers ignore SIGINT and die with the driver (experiments.processes); on any early
+    # exit (an interruption, a failed chunk, the consumer stopping) they are ended at once
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=worker_init, initargs=(os.getpid(),))
+    futures = {pool.submit(compute_chunk, config, index) for index in pending}
+    try:
+        while futures:
+            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _dask(config: StudyConfig, pending: Sequence[int], *, workers: int | None,
           scheduler: str | None) -> Iterator[tuple[int, dict]]:
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     resources = GPU_RESOURCE if config.compute.gpu else None
     with contextlib.ExitStack() as stack:
+        cluster = None
         if scheduler is not None:
             client = stack.enter_context(Client(scheduler))
         else:
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, resources=resources))
+            # local workers ignore SIGINT and end with the driver (experiments.processes)
+            with dask.config.set({"distributed.worker.preload": ["experiments.processes"]}):
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, resources=resources))
             client = stack.enter_context(Client(cluster))
         futures = [client.submit(compute_chunk, config, index, pure=False,
                                  resources=resources, key=f"chunk-{index}-{os.getpid()}")
                    for index in pending]
-        for _, result in as_completed(futures, with_results=True):
-            yield result
+        try:
+            for _, result in as_completed(futures, with_results=True):
+                yield result
+        except BaseException:  # interrupted or failed: drop the work not done, at once
+                # the connections cut below make distributed and tornado log tracebacks (dask's
+            # logging config gives some of their loggers their own levels: set each)
+            for name in list(logging.root.manager.loggerDict):
+                if name.split(".")[0] in ("distributed", "tornado"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+            with deferred_interrupts():
+                if cluster is not None:
+                    kill_dask_workers(cluster)
+                with contextlib.suppress(Exception):
+                    client.cancel(futures)
+            raise
 
 
 def chunk_results(config: StudyConfig, pending: Sequence[int], *, workers: int | None = None,
@@ -197,6 +232,15 @@ def output_paths(out: str | Path, fmt: str) -> tuple[Path, Path | None]:
     return out, (out.with_suffix(".nc") if fmt == "netcdf" else None)
 
 
+def study_engine(config: StudyConfig) -> str:
+    """What integrates this study's chunks (``StudyKind.engine``, by default the engine
+    ``dynamics.simulate`` takes for them): stored as the ``engine`` attribute."""
+    from experiments.studies.common import simulate_engine
+
+    kind = STUDY_KINDS[config.study]
+    return (kind.engine or simulate_engine)(config)
+
+
 def run_study(
     config: StudyConfig,
     out: str | Path,
@@ -217,15 +261,17 @@ def run_study(
     store, netcdf = output_paths(out, format)
     with store_lock(store, log):
         layout = Layout.of(config)
+        engine = study_engine(config)
         if store.exists():
             check_compatible(store, config)
             removed = clean_partial_files(store)
             append_history(store, f"resumed by: {command}")
+            note_engine(store, engine)
             if removed:
                 log(f"removed {removed} partial file(s) left by an interrupted write")
         else:
-            create_store(store, config, command)
-        done = done_mask(store)
+            create_store(store, config, command, engine)
+        done = done_mask(store, repair=True, log=log)  # verified; damage cleared (issue 15)
         pending = [int(i) for i in np.flatnonzero(~done)]
         reused = layout.count - len(pending)
         where = ("a local process pool" if workers is None and scheduler is None
@@ -236,8 +282,16 @@ def run_study(
             + (f" on {where}" if pending else "") + f"; store {store}")
         writer = ChunkWriter(store)
         results = chunk_results(config, pending, workers=workers, scheduler=scheduler)
-        for index, arrays in _counted(results, layout.count, reused, quiet, log):
-            writer.write(layout.chunk(index), arrays)
+        counted = _counted(results, layout.count, reused, quiet, log)
+        try:
+            for index, arrays in counted:
+                with deferred_interrupts():  # a chunk is written and marked done, or not
+                    writer.write(layout.chunk(index), arrays)
+        finally:  # close the progress bar; stop the executor now (workers ended, work dropped)
+            counted.close()
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
         if not done_mask(store).all():  # pragma: no cover - every pending chunk was written
             raise RuntimeError("some chunks are still missing after the run")
         if int(read_attrs(store).get("complete", 0)) != 1:

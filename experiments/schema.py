@@ -237,9 +237,10 @@ class InitialConfig:
 @dataclass(frozen=True)
 class IntegratorConfig:
     """``dynamics.simulate`` options. Fixed-step methods need dt; adaptive ones use rtol/atol.
-    engine: "auto" (the fused Triton field on CUDA tensors), "native", or "triton" /
-    "triton-graphs" to require the fused field (torch backend; CPU tensors only under
-    TRITON_INTERPRET=1)."""
+    engine: "auto" (the compiled engine where it applies on the CPU, the fused Triton field
+    on CUDA tensors), "native" (the numpy/torch drivers), "compiled" (require
+    ``dynamics.compiled``), or "triton" / "triton-graphs" to require the fused field (torch
+    backend; CPU tensors only under TRITON_INTERPRET=1)."""
 
     method: Literal[METHODS] = "rk4"
     dt: float = 0.0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 from scipy.spatial import ConvexHull, QhullError
 
@@ -55,9 +56,9 @@ class Geometry:
 GEOMETRIES = (
     Geometry("polytope-2d", "polytope, $V = I_2$", np.eye(2), "polytope"),
     Geometry("polytope-3d", "polytope, $V = I_3$", np.eye(3), "polytope"),
-    Geometry("hyperplanes-2d", "hyperplanes, $V > 0$ (printed)",
+    Geometry("hyperplanes-2d", "hyperplanes, $V > 0$ of 2305.05465",
              PRINTED_V_2305["hyperplanes-2d"], "hyperplanes"),
-    Geometry("codimension-3d", "codim-$k$, symmetric $V$ (printed)",
+    Geometry("codimension-3d", "codim-$k$, symmetric $V$ of 2305.05465",
              PRINTED_V_2305["codimension-3d"], "hyperplanes"),
     Geometry("mixed-3d", "polytope $\\times$ line, $V = $ diag(1, 1, -0.5)",
              np.diag([1.0, 1.0, -0.5]), "mixed"),
@@ -162,6 +163,8 @@ class Frame:
         if self.three:
             ax.set_box_aspect((1, 1, 1))
             ax.tick_params(labelsize=6)
+            for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few ticks: labels never overlap
+                axis.set_major_locator(MaxNLocator(4))
         else:
             ax.set_aspect("equal", adjustable="box")
             ax.tick_params(labelsize=7)

@@ -47,7 +47,8 @@ COLORS = {"Post-LN": "#1f77b4", "Pre-LN": "#ff7f0e", "Peri-LN": "#2ca02c", "nGPT
 # theory of each fitted rate (exponential rate, or log-log slope for Pre-LN), and tolerance
 RATE_THEORY = {"Post-LN": (2.0, 0.02), "Pre-LN": (-2.0, 0.05), "nGPT": (2 * ALPHA_NGPT, 0.02),
                "nGPT, alpha = 1": (2.0, 0.02)}
-MISSING = "Mix-LN, sqrt-scaling: equations not recovered (paper.md 2.11), not shown"
+MISSING = ("Mix-LN and sqrt-scaling (arXiv 2510.22026) are not shown: their exact equations "
+           "could not be recovered")
 
 
 @dataclass(frozen=True)

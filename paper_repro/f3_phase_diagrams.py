@@ -114,7 +114,8 @@ def metastable_share(probability: np.ndarray, betas: np.ndarray, times: np.ndarr
     return float(np.mean((corner > 0.05) & (corner < 0.95)))
 
 
-CURVES = ("(6.9), n = 32", "authors' scheme, n = 32", f"(6.9), n = {OVERLAY_N} (curve.ipynb)")
+CURVES = ("(6.9), n = 32", "authors' scheme, n = 32",
+          f"(6.9), n = {OVERLAY_N} (the authors' overlay)")
 
 
 class Panels:
@@ -177,7 +178,7 @@ def _boundaries(ax, panels: Panels) -> None:
             label=r"$\Gamma_{\infty,\delta}$ (6.9), $n = 32$")
     ax.plot(t, panels.authors_curve, "k--", linewidth=1.1, label="authors' scheme, exact map")
     ax.plot(t, panels.curves[CURVES[2]], ":", color="0.5", linewidth=1.1,
-            label=f"(6.9) with $n = {OVERLAY_N}$ (curve.ipynb)")
+            label=f"(6.9) with $n = {OVERLAY_N}$ (the authors' overlay)")
     ax.set_xlim(t[0], t[-1])
     ax.set_ylim(panels.betas[0], panels.betas[-1])
     ax.set_xlabel("$t$", fontsize=8)

@@ -163,7 +163,8 @@ def draw(ds, request: FigureRequest):
         ax.set_xticks(np.arange(observed.min(), observed.max() + 1))
         ax.set_xlabel("clusters ($\\delta = 10^{-3}$)", fontsize=8)
         ax.set_ylabel("fraction of seeds", fontsize=8)
-        ax.set_title(f"$\\beta = {beta:g}$: {seeds} seeds (caption: {CAPTION[beta]})", fontsize=9)
+        ax.set_title(f"$\\beta = {beta:g}$: clusters over {seeds} seeds "
+                     f"(the paper's caption: {CAPTION[beta]})", fontsize=9)
         ax.legend(frameon=False, fontsize=7)
         ax.tick_params(labelsize=7)
         key = f"beta={beta:g}"

@@ -1,4 +1,4 @@
-"""M1 - particles converge to the mean-field PDE on the circle (paper §2.5, Remark 3.3).
+"""M1 - particles converge to the mean-field PDE on the circle (arXiv 2312.10794, §3.1, Remark 3.3).
 
 SA at beta = 1 from rho_0 = (1 + 0.6 cos theta + 0.3 cos(2 theta + 1)) / (2 pi): the spectral
 solution of the continuity equation against n i.i.d. particles. Claims shown: the particle
@@ -131,7 +131,8 @@ def draw(ds, request: FigureRequest):
     ns, times, rate = ds["n"].values, ds["time"].values, params.pop("dobrushin_rate")
     w1, bound, n_w1 = ds["w1"].values, ds["bound"].values, ds["quantile_n_w1"].values
     mass, min_density = ds["mass"].values, ds["min_density"].values
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    axes = axes.ravel()
     theta = grid(512) - np.pi  # plotted on [-pi, pi)
     shift = 256  # grid(512) starts at 0: roll by half a turn
     for color, index, rho, state in zip(COLORS, ds["snapshot"].values, ds["density"].values,
@@ -142,17 +143,26 @@ def draw(ds, request: FigureRequest):
                      density=True, color=color, alpha=0.25)
     axes[0].set_xlabel(r"$\theta$")
     axes[0].set_ylabel(r"$\rho(t, \theta)$")
-    axes[0].set_title(f"SA, $\\beta = {BETA:g}$: PDE vs n = {ns[-1]} particles")
+    axes[0].set_title(f"SA, $\\beta = {BETA:g}$: PDE density vs histogram of n = {ns[-1]} "
+                      "particles", fontsize=9)
     axes[0].legend(fontsize=8)
 
     mean = w1.mean(axis=1)
-    for color, n, w, b in zip(COLORS, ns, mean, bound.mean(axis=1), strict=False):
+    top = mean.max() * 30
+    dense = np.linspace(times[0], times[-1], 400)
+    growth = [float(np.polyfit(times, np.log(w), 1)[0]) for w in mean]  # measured rates
+    for color, n, w in zip(COLORS, ns, mean, strict=False):
         axes[1].semilogy(times, w, "o-", color=color, label=f"n = {n}")
-        axes[1].semilogy(times, b, "--", color=color, linewidth=0.8)
-    axes[1].set_ylim(mean.min() / 3, mean.max() * 30)
+        bound_curve = w[0] * np.exp(rate * (dense - times[0]))
+        shown = bound_curve <= top  # the bound only where it is inside the plot
+        axes[1].semilogy(dense[shown], bound_curve[shown], "--", color=color, linewidth=0.8)
+    exit_time = times[0] + np.log(top / mean[:, 0].max()) / rate
+    axes[1].set_ylim(mean.min() / 3, top)
     axes[1].set_xlabel("t")
     axes[1].set_ylabel(r"$W_1(\mu_n(t), \rho(t))$")
-    axes[1].set_title(f"dashed: $e^{{Lt}} W_1(0)$, L = {rate:.2f}")
+    axes[1].set_title(f"measured growth rate of $W_1$: {min(growth):.2f} to {max(growth):.2f}\n"
+                      f"Dobrushin's bound $e^{{Lt}} W_1(0)$ (dashed), $L$ = {rate:.1f}, "
+                      f"leaves the plot at t = {exit_time:.2f}", fontsize=9)
     axes[1].legend(fontsize=8)
 
     slopes = [log_slope(ns, mean[:, i]) for i in range(times.size)]
@@ -162,6 +172,7 @@ def draw(ds, request: FigureRequest):
     axes[2].loglog(ns, mean[0, 0] * (np.asarray(ns) / ns[0]) ** -0.5, "k:", label=r"$n^{-1/2}$")
     axes[2].set_xlabel("n")
     axes[2].set_ylabel(r"mean $W_1$")
+    axes[2].set_title(r"$W_1$ decays like $n^{-1/2}$ at every t", fontsize=9)
     axes[2].legend(fontsize=8)
 
     for color, n, row in zip(COLORS, ns, n_w1, strict=False):
@@ -172,11 +183,12 @@ def draw(ds, request: FigureRequest):
     axes[3].set_title("particles at the quantiles of $\\rho_0$ stay at those of $\\rho(t)$",
                       fontsize=9)
     axes[3].legend(fontsize=8)
-    fig.suptitle("M1 - particles converge to the mean-field PDE", fontsize=10)
+    fig.suptitle("M1 - particles converge to the mean-field PDE on the circle "
+                 "(arXiv 2312.10794, Section 3.1 and Remark 3.3)", fontsize=10)
 
     data = {"parameters": params, "times": times, "w1_mean": mean, "w1": w1,
-            "dobrushin_rate": rate, "slopes": slopes, "quantile_n_w1": n_w1, "mass": mass,
-            "min_density": min_density}
+            "dobrushin_rate": rate, "measured_growth_rates": growth, "slopes": slopes,
+            "quantile_n_w1": n_w1, "mass": mass, "min_density": min_density}
     sharp = float(np.max(np.abs(n_w1[-1] - np.pi / 2)))
     checks = [
         Check("M1: max over t of |slope of W1 in n + 1/2|",

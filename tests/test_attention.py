@@ -55,13 +55,13 @@ def test_softmax_rows_are_probability_vectors(rng):
     assert np.all(np.triu(a, 1) == 0)
 
 
-def test_fully_masked_row_gives_zeros_not_nan(rng):
+def test_fully_masked_row_is_refused_not_zero(rng):
+    """A query with no key is an error naming the row (attention.masks.check_rows)."""
     q, k, v = _inputs(rng, 1, 4, 4, 3, 3)
     mask = np.ones((4, 4), dtype=bool)
     mask[2] = False
-    out = attend(q, k, v, 1.0, mask=mask)
-    assert np.all(np.isfinite(out))
-    np.testing.assert_array_equal(out[0, 2], 0.0)
+    with pytest.raises(ValueError, match=r"rows \[2\]"):
+        attend(q, k, v, 1.0, mask=mask)
 
 
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attention.array_api import Array, namespace
+from attention.array_api import Array, check_real_dtype, namespace
 from attention.positional import Rope
 from attention.variants.standard import Heads, check_weight
 
@@ -35,6 +35,7 @@ from attention.variants.standard import Heads, check_weight
 def _matrix(name: str, w: Any, rows: int | None = None) -> tuple[int, int]:
     if getattr(w, "ndim", None) != 2:
         raise ValueError(f"{name} must be a matrix, got {getattr(w, 'shape', type(w).__name__)}")
+    check_real_dtype(name, w)
     if rows is not None and w.shape[0] != rows:
         raise ValueError(
             f"{name} has {w.shape[0]} rows, expected {rows}; the dimensions do not fit"

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from attention.array_api import Array, namespace
+from attention.array_api import Array, check_real_dtype, namespace
 from attention.positional import Rope
 from attention.variants.standard import Heads, check_weight
 
@@ -56,6 +56,7 @@ class LatentHeads(Heads):
         for name in ("W_DKV", "W_DQ", "W_KR"):
             if getattr(getattr(self, name), "ndim", None) != 2:
                 raise ValueError(f"{name} must be a matrix")
+            check_real_dtype(name, getattr(self, name))
         d, d_c = (int(s) for s in self.W_DKV.shape)
         d_cq = int(self.W_DQ.shape[1])
         d_r = int(self.W_KR.shape[1])

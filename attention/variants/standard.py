@@ -20,16 +20,17 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attention.array_api import Array, namespace
+from attention.array_api import Array, check_integer, check_real_dtype, namespace
 from attention.masks import convert_arrays
 from attention.positional import Rope
 
 
 def check_weight(name: str, w: Any, rows: int | None = None) -> tuple[int, int, int]:
-    """(count, rows, cols) of a stack of matrices (count, rows, cols)."""
+    """(count, rows, cols) of a stack of real matrices (count, rows, cols)."""
     if getattr(w, "ndim", None) != 3:
         raise ValueError(f"{name} must be a stack of matrices (count, rows, cols), got "
                          f"{getattr(w, 'shape', type(w).__name__)}")
+    check_real_dtype(name, w)
     c, r, k = (int(s) for s in w.shape)
     if rows is not None and r != rows:
         raise ValueError(f"{name} has {r} rows, expected {rows}")
@@ -86,11 +87,9 @@ class Projections(Heads):
         if self.W_O is not None:
             h, f, _ = check_weight("W_O", self.W_O)
             dims["H"].add(h), dims["f"].add(f)
-        for key, given in (("H", self.heads), ("G", self.groups), ("d", self.d)):
-            if given is not None:
-                if not isinstance(given, int) or given < 1:
-                    raise ValueError(f"{key} must be a positive integer, got {given!r}")
-                dims[key].add(given)
+        for key, name in (("H", "heads"), ("G", "groups"), ("d", "d")):
+            if getattr(self, name) is not None:
+                dims[key].add(check_integer(name, getattr(self, name)))
         H = _one(dims["H"], "query heads (W_Q, W_O, heads)", 1)
         G = _one(dims["G"], "key/value groups (W_K, W_V, groups)", 1)
         d = _one(dims["d"], "model dimension (W_Q, W_K, W_V rows, d)", None)
@@ -115,6 +114,7 @@ class Projections(Heads):
                 continue
             if getattr(self, matrix) is None:
                 raise ValueError(f"{name} needs its matrix {matrix} (an identity map has no bias)")
+            check_real_dtype(name, b)
             if tuple(int(s) for s in b.shape) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {tuple(b.shape)}")
         self._derive(n_heads=H, n_groups=G, d_in=d, head_dim=e, value_dim=f, d_out=d_out)

@@ -40,6 +40,7 @@ from dynamics.integrators.fixed import RawSolution
 from dynamics.integrators.recording import ClusterEvent
 from dynamics.integrators.tableaux import RK4, ButcherTableau
 from dynamics.space import Angles, Sphere
+from dynamics.validation import non_finite_error
 
 FIXED_TABLEAUX: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]] = {
     "euler": (((),), (1.0,)),
@@ -48,6 +49,8 @@ FIXED_TABLEAUX: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, ...]
 }
 """The fixed-step schemes the compiled engine takes: (a, b) of their explicit tableaux."""
 COMPILED_METHODS: tuple[str, ...] = ("dopri5", "tsit5", *FIXED_TABLEAUX)
+MAX_TOKENS = 1024
+"""Tokens per member up to which the compiled engine runs (its work arrays are n x n)."""
 
 
 def unsupported(field: Field, x0: Array, method: str | None = None) -> str | None:
@@ -61,6 +64,9 @@ def unsupported(field: Field, x0: Array, method: str | None = None) -> str | Non
         return "it runs on the CPU (CUDA tensors go through the Triton kernels)"
     if str(x0.dtype).removeprefix("torch.") != "float64":
         return f"it computes in float64, the tokens are {x0.dtype}"
+    if x0.shape[-1 if isinstance(field.space, Angles) else -2] > MAX_TOKENS:
+        return (f"it is for small members (n <= {MAX_TOKENS}; each keeps n x n work arrays); "
+                "large n goes through attention.symmetric on the native path")
     if isinstance(field, SelfAttention):
         if any(p is not None for p in (field.Q, field.K, field.V, field.QK)):
             return "it integrates attention with Q = K = V = I (SA, USA); this field has weights"
@@ -156,7 +162,9 @@ def integrate_compiled_fixed(
     progress=None,
 ) -> RawSolution:
     """The fixed-step driver's contract (``dynamics.integrators.fixed``) on the compiled
-    engine: states at ``times`` passed through ``observe``, clustering times, step counts."""
+    engine: states at ``times`` passed through ``observe``, clustering times, step counts.
+    A member whose state stops being finite raises ``NonFiniteStateError`` (the members and
+    the end time of the first such step)."""
     from dynamics.compiled.fixed import solve_batch_fixed
     from dynamics.compiled.kernels import EUCLIDEAN_FIELD, SPHERE_FIELD
 
@@ -174,11 +182,16 @@ def integrate_compiled_fixed(
     out = np.empty((batch, len(times), n, d))
     cluster = np.full(batch, np.nan)
     steps = np.zeros(batch, dtype=np.int64)
+    broken = np.full(batch, np.nan)
     delta = -1.0 if event.delta is None else float(event.delta)
     solve_batch_fixed(states, model, stage_model, _betas(field.beta, batch),
                       NORMALIZATIONS.index(field.normalization), bool(field.causal),
                       np.ascontiguousarray(times, dtype=np.float64), a,
-                      np.array(b, dtype=np.float64), float(dt), delta, out, cluster, steps)
+                      np.array(b, dtype=np.float64), float(dt), delta, out, cluster, steps,
+                      broken)
+    if np.isfinite(broken).any():
+        bad = np.isfinite(broken)
+        raise non_finite_error("the state", bad, float(np.min(broken[bad])))
     if progress is not None:
         progress.advance_to(float(times[-1]))
     return RawSolution(_values(out, x0, circle, observe, len(times)), cluster, steps,

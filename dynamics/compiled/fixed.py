@@ -39,6 +39,17 @@ def _gap(model: int, x: np.ndarray, delta: float) -> float:
 
 
 @njit(cache=True, nogil=True)
+def _finite(x: np.ndarray) -> bool:
+    """Whether every entry of x is finite."""
+    n, d = x.shape
+    for i in range(n):
+        for k in range(d):
+            if not math.isfinite(x[i, k]):
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _quadratic_root(ta: float, tb: float, tc: float, ga: float, gb: float,
                     gc: float) -> float:
     """The crossing in (tb, tc] of the quadratic through (ta, ga), (tb, gb), (tc, gc) with
@@ -77,10 +88,11 @@ def _step(x: np.ndarray, h: float, model: int, stage_model: int, beta: float, ki
 @njit(cache=True, nogil=True)
 def solve_member_fixed(x0: np.ndarray, model: int, stage_model: int, beta: float, kind: int,
                        causal: bool, times: np.ndarray, a: np.ndarray, b: np.ndarray,
-                       dt: float, delta: float, out: np.ndarray) -> tuple[float, int]:
+                       dt: float, delta: float, out: np.ndarray) -> tuple[float, int, float]:
     """Integrate one member from x0 (n, d) on the grid times[0] + k dt, writing its state at
     each of ``times`` into ``out`` (T, n, d). ``delta`` <= 0: no clustering event. Returns
-    (clustering time or NaN, steps taken)."""
+    (clustering time or NaN, steps taken, the end time of the first step whose state is not
+    finite, or NaN): such a member stops there, its outputs from then on left NaN."""
     n, d = x0.shape
     stages = b.shape[0]
     ks = np.empty((stages, n, d))
@@ -100,6 +112,7 @@ def solve_member_fixed(x0: np.ndarray, model: int, stage_model: int, beta: float
     if done:
         cluster_time = t0
     next_out, k, steps = 1, 0, 0
+    broken = np.nan
     while next_out < n_out and not done:
         t = t0 + k * dt
         grid_next = t0 + (k + 1) * dt
@@ -117,6 +130,10 @@ def solve_member_fixed(x0: np.ndarray, model: int, stage_model: int, beta: float
               weights, work, bits, x_new)
         steps += 1
         k += 1
+        if not _finite(x_new):
+            broken = grid_next
+            x[:] = np.nan
+            break
         if event:
             gap_new = _gap(model, x_new, delta)
             if gap_new >= 0.0:
@@ -129,18 +146,19 @@ def solve_member_fixed(x0: np.ndarray, model: int, stage_model: int, beta: float
             next_out += 1
     for index in range(next_out, n_out):
         out[index] = x
-    return cluster_time, steps
+    return cluster_time, steps, broken
 
 
 @njit(cache=True, parallel=True)
 def solve_batch_fixed(x0: np.ndarray, model: int, stage_model: int, betas: np.ndarray,
                       kind: int, causal: bool, times: np.ndarray, a: np.ndarray,
                       b: np.ndarray, dt: float, delta: float, out: np.ndarray,
-                      cluster: np.ndarray, steps: np.ndarray) -> None:
+                      cluster: np.ndarray, steps: np.ndarray, broken: np.ndarray) -> None:
     """``solve_member_fixed`` for every member of x0 (batch, n, d), in parallel; results into
-    out (batch, T, n, d), cluster and steps (batch,)."""
+    out (batch, T, n, d), cluster, steps and broken (batch,)."""
     for m in prange(x0.shape[0]):
-        ct, taken = solve_member_fixed(x0[m], model, stage_model, betas[m], kind, causal,
-                                       times, a, b, dt, delta, out[m])
+        ct, taken, bad = solve_member_fixed(x0[m], model, stage_model, betas[m], kind, causal,
+                                            times, a, b, dt, delta, out[m])
         cluster[m] = ct
         steps[m] = taken
+        broken[m] = bad

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from attention.array_api import Array, asarray_like, namespace
+from attention.array_api import Array, asarray_like, namespace, to_numpy
 from attention.reference import Normalization, check_normalization
 from attention.router import PATHS, attend_fast
 from dynamics.fields.base import Field, check_batch, per_member
 from dynamics.space import ANGLES, angles_to_points
-from dynamics.validation import check_real
+from dynamics.validation import check_exponent, check_real
 
 
 def _check_angles(x: Array) -> None:
@@ -75,6 +75,17 @@ class CircleAttention(Field):
         """Raise if x is not (batch, n) or beta does not fit its batch."""
         _check_angles(x)
         check_batch("beta", self.beta, x.shape[0])
+        if self.normalization != "softmax":
+            beta = np.ravel(np.asarray(to_numpy(self.beta) if hasattr(self.beta, "shape")
+                                       else self.beta, dtype=float))
+            shift = beta if self.normalization == "usa-shifted" else 0.0
+            check_exponent(
+                f"CircleAttention(normalization={self.normalization!r})",
+                float(np.max(np.abs(beta) - shift)), x[..., None],
+                what="the unnormalised weight e^{beta cos(theta_i - theta_j)}",
+                fix="use CircleSA (softmax: bounded weights), normalization='usa-shifted', or a "
+                    "smaller beta (rescale time)",
+            )
 
     def on(self, like: Array) -> CircleAttention:
         """This field with beta on the backend, dtype and device of ``like``."""

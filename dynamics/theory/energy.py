@@ -37,7 +37,14 @@ import numpy as np
 
 from attention.array_api import Array, asarray_like, namespace, to_numpy
 from dynamics.fields.base import per_member
-from dynamics.validation import check_floating, check_real
+from dynamics.validation import (
+    check_floating,
+    check_real,
+    check_sphere_points,
+    dtype_name,
+    is_traced,
+    log_float_max,
+)
 
 Convention = Literal["particles", "appendix-c", "metastable", "staircase", "self-attention"]
 CONVENTIONS: tuple[str, ...] = (
@@ -114,34 +121,76 @@ def _check_v(v: Any, d: int, like: Array, convention: str) -> Array | None:
 
 
 # -- the shared core: energies as functions of the Gram matrix --------------------------
-def _weights(beta: Any, n: int, convention: str, xp) -> tuple[Any, Any]:
-    """(c, s) with E = c sum_{ij} e^{beta G_ij - s} (+ constant): s = |beta| avoids overflow."""
-    s = abs(beta) if isinstance(beta, float) else xp.abs(beta)
-    exp = math.exp if isinstance(beta, float) else xp.exp
-    if convention == "particles":
-        return exp(s) / (2 * beta * n**2), s
-    if convention == "metastable":
-        return exp(s - beta) / (2 * beta * n**2), s
-    if convention == "staircase":
-        return exp(s - beta) / n**2, s
-    return exp(s) / (2 * beta), s  # self-attention
+def _log_prefactor(beta: Any, n: int, convention: str, xp) -> tuple[Any, Any]:
+    """(sign, log|a|) with E = a sum_{ij} e^{beta G_ij}: the prefactor of the convention."""
+    scalar = isinstance(beta, float)
+    log, absolute = (math.log, abs) if scalar else (xp.log, xp.abs)
+    if convention == "staircase":  # (1/n^2) e^{-beta}
+        return 1.0, -beta - 2.0 * math.log(n)
+    sign = math.copysign(1.0, beta) if scalar else xp.sign(beta)
+    log_a = -log(2.0 * absolute(beta))
+    if convention == "particles":  # 1/(2 beta n^2)
+        return sign, log_a - 2.0 * math.log(n)
+    if convention == "metastable":  # e^{-beta}/(2 beta n^2)
+        return sign, log_a - beta - 2.0 * math.log(n)
+    return sign, log_a  # self-attention: 1/(2 beta)
+
+
+def _check_representable(log_size: Any, g: Array, beta: Any, convention: str) -> None:
+    """OverflowError when an energy of size e^log_size is beyond g's dtype."""
+    if is_traced(log_size):
+        return
+    top = float(np.max(to_numpy(log_size)))
+    limit = log_float_max(g)
+    if top > limit:
+        raise OverflowError(
+            f"the {convention!r} interaction energy is about e^{top:.6g} here (beta = "
+            f"{_describe(beta)}), beyond the largest {dtype_name(g)} (e^{limit:.6g}); use "
+            "convention='metastable' (e^-beta times 'particles') or 'staircase' "
+            "((1/n^2) sum e^{beta (G_ij - 1)}), which stay finite for every beta > 0"
+        )
+
+
+def _describe(beta: Any) -> str:
+    if isinstance(beta, float):
+        return f"{beta:g}"
+    return f"up to {float(np.max(np.abs(to_numpy(beta)))):g} in magnitude"
 
 
 def _energy_from_gram(g: Array, beta: Any, convention: str) -> Array:
-    """The energy of the module docstring for a Gram matrix g (batch, n, n)."""
+    """The energy of the module docstring for a Gram matrix g (batch, n, n).
+
+    Log-sum-exp: with m = max_ij beta G_ij (per member), E = a e^m sum e^{beta G_ij - m}
+    computed as sign(a) exp(log|a| + m + log sum ...), so no term overflows or
+    underflows before the end; OverflowError when E itself is beyond the dtype.
+    """
     xp = namespace(g)
     n = g.shape[-1]
+    e = beta * g
+    top = xp.max(e, axis=(-2, -1), keepdims=True)
     if convention == "appendix-c":
         # (1/(2 beta)) sum (e^{beta G} - 1); the expm1 form is exact as beta -> 0.
+        _check_representable(top + 2.0 * math.log(n) - _log_two_beta(beta, xp), g, beta,
+                             convention)
         if isinstance(beta, float):
             terms = g / 2 if beta == 0 else xp.expm1(beta * g) / (2 * beta)
         else:
             safe = xp.where(beta == 0, xp.ones_like(beta), beta)
             terms = xp.where(beta == 0, g / 2, xp.expm1(safe * g) / (2 * safe))
         return xp.sum(terms, axis=(-2, -1))
-    c, s = _weights(beta, n, convention, xp)
-    total = xp.sum(xp.exp(beta * g - s), axis=(-2, -1), keepdims=True)
-    return (c * total)[..., 0, 0]
+    sign, log_a = _log_prefactor(beta, n, convention, xp)
+    total = xp.sum(xp.exp(e - top), axis=(-2, -1), keepdims=True)  # in [1, n^2]
+    log_size = log_a + top + xp.log(total)
+    _check_representable(log_size, g, beta, convention)
+    return (sign * xp.exp(log_size))[..., 0, 0]
+
+
+def _log_two_beta(beta: Any, xp) -> Any:
+    """log(2 |beta|), 0 where beta = 0 (appendix-c's beta -> 0 limit has no 1/beta)."""
+    if isinstance(beta, float):
+        return math.log(2.0 * abs(beta)) if beta != 0 else 0.0
+    b = xp.abs(beta)
+    return xp.where(b == 0, xp.zeros_like(b), xp.log(xp.where(b == 0, xp.ones_like(b), 2 * b)))
 
 
 def interaction_energy(
@@ -152,9 +201,18 @@ def interaction_energy(
     See the module docstring for the conventions. beta = 0 is allowed where the energy
     has a limit ("appendix-c": (1/2) sum G_ij; "staircase": 1) and is an error where it
     diverges. V (d, d), symmetric, is used by the "self-attention" convention only.
+
+    Large beta: the sums are taken in log-sum-exp form (shifted by max_ij beta G_ij), so
+    nothing overflows or underflows on the way. The value returned is the energy itself,
+    never a rescaled one: where it is beyond the dtype ("particles", "appendix-c" and
+    "self-attention" grow like e^beta / beta: past beta ~ 700 in float64) an
+    OverflowError names the limit. The scaled conventions are finite for every beta > 0
+    on the sphere: "metastable" (e^-beta times "particles") lies in (0, 1/(2 beta)] and
+    "staircase" in (0, 1], with the maxima at consensus.
     """
     _check_convention(convention)
     _check_shape("x", x, 3)
+    check_sphere_points(x)
     b = _beta(beta, x, convention)
     xp = namespace(x)
     v = _check_v(V, x.shape[-1], x, convention)

@@ -15,9 +15,9 @@ import importlib
 import os
 import sys
 
+from experiments.argtypes import positive_int
 from experiments.bench.registry import DTYPES, Case
 from experiments.bench.timing import fix_threads
-from experiments.cli import positive_int
 from experiments.registry import SUITES
 
 

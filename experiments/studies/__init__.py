@@ -10,7 +10,10 @@ are ``experiments.registry``. A kind holds
 * ``compute(config, members)``: one chunk's numbers, arrays (batch, *extra) per variable;
 * ``summarize(ds, config)``: the statistics, a Dataset without the seed dimension;
 * ``plot(ds, config, out_dir)``: the standard figures (PNG + PDF) from the stored data;
-* ``validate(config)``: checks across sections (raise ``ConfigError``; default none).
+* ``validate(config)``: checks across sections (raise ``ConfigError``; default none);
+* ``engine(config)``: what integrates a chunk, stored as the study's ``engine`` attribute
+  (default ``common.simulate_engine``: the engine ``dynamics.simulate`` takes for the
+  chunks' field, tokens and integrator options).
 
 ``variant_flows`` also defines the field ``attention-variant``, and ``variants`` the tied
 Gaussian ensemble of attention variants that field draws from.
@@ -42,6 +45,7 @@ class StudyKind:
     plot: Callable[[Any, Any, Any], list]
     coords: Callable[[Any], dict[str, Any]] = lambda config: {}
     validate: Callable[[Any], None] = lambda config: None
+    engine: Callable[[Any], str] | None = None
 
 
 __all__ = ["StudyKind", "Variable"]

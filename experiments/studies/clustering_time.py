@@ -274,9 +274,22 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
                         label=f"equiangular t*, n={n}")
             ax2.plot(beta, ds["censored_fraction"].values[i, j], "o-", ms=3,
                      color=line.get_color())
-    ax.axhline(p.horizon, color="0.5", lw=0.8, ls=":")
+    # the y-axis fits the medians, their bands and the theory; the horizon is drawn only
+    # where the data come near it (else it would squash the bands)
+    shown = [ds[v].values for v in ("median_time", "median_low", "theory_time")]
+    shown.append(np.minimum(ds["median_high"].values, p.horizon))
+    finite = np.concatenate([np.ravel(v)[np.isfinite(np.ravel(v))] for v in shown])
+    top = min(1.12 * float(finite.max()), 1.05 * p.horizon) if finite.size else p.horizon
+    horizon_note = ""
+    if top >= 0.8 * p.horizon:
+        ax.axhline(p.horizon, color="0.5", lw=0.8, ls=":", label=f"horizon T = {p.horizon:g}")
+        top = 1.05 * p.horizon
+    else:
+        horizon_note = f"; horizon T = {p.horizon:g} off the plot"
+    ax.set_ylim(0.0, top)
     ax.set_ylabel(f"median time to 1 - δ (δ = {p.delta:g})")
-    ax.set_title(f"clustering time ({label(config)}); band: {p.level:g} CI", fontsize=9)
+    ax.set_title(f"clustering time ({label(config)})\nband: {p.level:g} confidence interval of "
+                 f"the median{horizon_note}", fontsize=9)
     ax.legend(fontsize=7)
     ax2.set_xlabel("β")
     ax2.set_ylabel("censored")

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from dynamics import angles_to_points, simulate, theory
-from experiments.chunks import initial_states
+from dynamics import angles_to_points, simulate, theory, which_engine
+from experiments.chunks import Layout, initial_states, members_of
 from experiments.fields import Members, build_field, equiangular_normalization
 from experiments.registry import FIELDS
 from experiments.schema import StudyConfig
@@ -35,6 +35,15 @@ def simulate_members(config: StudyConfig, members: Members, times: Any, **kwargs
     x0 = initial_states(config, members)
     return simulate(field, x0, np.asarray(times, dtype=float),
                     **config.integrator.simulate_kwargs(), **kwargs)
+
+
+def simulate_engine(config: StudyConfig) -> str:
+    """The engine ``dynamics.simulate`` takes for this study's chunks ("compiled", "native",
+    "triton", ...: ``dynamics.which_engine`` on two members of the first chunk)."""
+    members = members_of(config, Layout.of(config).chunk(0))
+    members = members.subset(np.arange(min(2, members.batch)))
+    return which_engine(build_field(config, members), initial_states(config, members),
+                        **config.integrator.simulate_kwargs())
 
 
 def equiangular_crossing(config: StudyConfig, delta: float) -> np.ndarray:

@@ -31,11 +31,17 @@ from dynamics.gram_space import (
     gram_flow,
     on_step_grid,
 )
-from experiments.chunks import initial_states
+from experiments.chunks import Layout, initial_states, members_of
 from experiments.fields import Members, equiangular_normalization
 from experiments.schema import InUnitInterval, Positive, StudyConfig, Times
 from experiments.studies import StudyKind, Variable
-from experiments.studies.common import label, on_points, save_figure, simulate_members
+from experiments.studies.common import (
+    label,
+    on_points,
+    save_figure,
+    simulate_engine,
+    simulate_members,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,12 @@ def _on_gram(config: StudyConfig, members: Members) -> bool:
     return (config.field.kind in ("sa", "usa") and not config.field.params.causal
             and members.backend == "numpy" and integrator.method in GRAM_METHODS
             and integrator.reduce == "auto" and on_step_grid(config.params.times, integrator.dt))
+
+
+def _engine(config: StudyConfig) -> str:
+    """"gram-space" where the chunks integrate G (``_on_gram``), else simulate's engine."""
+    members = members_of(config, Layout.of(config).chunk(0))
+    return "gram-space" if _on_gram(config, members) else simulate_engine(config)
 
 
 def _compute(config: StudyConfig, members: Members) -> dict[str, np.ndarray]:
@@ -141,4 +153,4 @@ def _plot(ds: Any, config: StudyConfig, out_dir: Path) -> list[Path]:
 
 KIND = StudyKind("phase", PhaseParams,
                  variables=_variables, compute=_compute, summarize=_summarize, plot=_plot,
-                 coords=_coords)
+                 coords=_coords, engine=_engine)

@@ -280,6 +280,22 @@ def _style(name: str, names: list[str]) -> dict[str, Any]:
             "marker": "D" if base in CONSTANT_STATE else "o" if compressing else "s"}
 
 
+VARIANT_LABELS = {"mha": "MHA", "gqa": "GQA", "mqa": "MQA", "mla": "MLA", "mfa": "MFA",
+                  "mfa_kr": "MFA-KR", "ansan": "AnSAN", "dma": "DMA", "ssd": "SSD"}
+BLOCK_LABELS = {"geometric": "p = {}^distance", "harmonic": "p = min(1, {}/(distance+1))",
+                "window": "window of {} blocks"}
+
+
+def variant_label(name: str) -> str:
+    """A variant's name in words for legends: "prflash:geometric:0.5" -> "PrFlash, p =
+    0.5^distance"; the other names in their usual capitals (unknown names unchanged)."""
+    base, _, rest = name.partition(":")
+    if base == "prflash" and rest:
+        kind, _, param = rest.partition(":")
+        return f"PrFlash, {BLOCK_LABELS.get(kind, kind + ' {}').format(param)}"
+    return VARIANT_LABELS.get(name, name)
+
+
 def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
          axes: Any = None, heading: str | None = None):
     """The three-panel figure at grid point (n, d, beta indices): clusters over time,
@@ -301,7 +317,8 @@ def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
     for v, name in enumerate(names):
         style = _style(name, names)
         axes[0].plot(times, ds["cluster_count_median"].values[i, j, k, v],
-                     linestyle=style["linestyle"], color=style["color"], label=name, lw=1.3)
+                     linestyle=style["linestyle"], color=style["color"],
+                     label=variant_label(name), lw=1.3)
         med = ds["clustering_time_median"].values[i, j, k, v]
         lo = ds["clustering_time_low"].values[i, j, k, v]
         hi = ds["clustering_time_high"].values[i, j, k, v]
@@ -313,11 +330,12 @@ def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
             axes[1].errorbar(x, med, yerr=[[med - lo], [hi - med]], fmt=style["marker"],
                              color=style["color"], capsize=3)
             right = rank >= same.size / 2
-            axes[1].annotate(name, (x, med), fontsize=7, xytext=(4 if right else -4, 3),
-                             textcoords="offset points", ha="left" if right else "right")
+            axes[1].annotate(variant_label(name), (x, med), fontsize=7,
+                             xytext=(4 if right else -4, 3), textcoords="offset points",
+                             ha="left" if right else "right")
         if name != params.variant:
             axes[2].plot(times, ds["distance_mean"].values[i, j, k, v], color=style["color"],
-                         linestyle=style["linestyle"], label=name)
+                         linestyle=style["linestyle"], label=variant_label(name))
     axes[0].set_yscale("log")
     axes[0].set(xlabel="$t$ (depth)", ylabel=f"median number of clusters ($\\delta$ = {p.delta:g})",
                 title="(a) clusters over depth")
@@ -327,8 +345,9 @@ def draw(ds: Any, config: StudyConfig, point: tuple[int, int, int] = (0, 0, 0),
                 ylabel="clustering time (KM median, 95% CI)",
                 title="(b) o: smaller KV heads   s: fewer kept keys"
                       + ("   D: constant state" if set(names) & set(CONSTANT_STATE) else ""))
-    axes[2].set(xlabel="$t$ (depth)", ylabel=f"mean angle to the {params.variant} flow (rad)",
-                title=f"(c) distance to {params.variant}")
+    reference = variant_label(params.variant)
+    axes[2].set(xlabel="$t$ (depth)", ylabel=f"mean angle to the {reference} flow (rad)",
+                title=f"(c) distance to {reference}")
     title = (f"variant flows: {config.seeds.count} draws, n = {grid.n[i]}, d = {grid.d[j]}, "
              f"β = {grid.beta[k]:g}, {params.heads} heads, "
              f"{'causal' if params.causal else 'bidirectional'} ({label(config)})")

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import positive_int
+from experiments.argtypes import positive_int
 
 MODELS = ("mha", "gqa", "mqa", "mla", "mfa", "mfa_kr", "ansan", "prflash", "dma", "ssd",
           "dma_cdmoe")

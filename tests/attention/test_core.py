@@ -56,12 +56,15 @@ def test_reference_equals_a_per_head_loop(rng):
     assert np.all(w[:, :, ~allowed] == 0)
 
 
-def test_fully_masked_rows_give_zeros_not_nan(rng):
+def test_fully_masked_rows_are_refused_by_the_public_entry(rng):
+    """A boolean mask leaving a query with no key is an error at ``grouped_attention`` (and
+    ``attend``); the tiled kernel primitive below it keeps zero rows with lse = -inf."""
     q, k, v = _qkv(rng)
     allowed = _random_mask(rng, 16)
     allowed[5] = False
-    out = grouped_attention(q, k, v, 1.0, mask=allowed, path="reference")
-    assert np.all(np.isfinite(out)) and np.all(out[:, :, 5] == 0)
+    for path in ("reference", "auto"):
+        with pytest.raises(ValueError, match=r"rows \[5\]"):
+            grouped_attention(q, k, v, 1.0, mask=allowed, path=path)
     layout = BlockLayout.from_dense(allowed, 4)
     tiled, lse = tiled_attention(q, k[:, [0, 0, 1, 1]], v[:, [0, 0, 1, 1]], 1.0, layout=layout,
                                  mask=allowed)

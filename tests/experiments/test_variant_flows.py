@@ -184,3 +184,12 @@ def test_retained_fractions():
     assert ens.retained_fraction("dma", 32, 16) == 8 / 32
     assert ens.retained_fraction("prflash:window:2", 32, 16) == 1.0
     assert ens.kv_elements("mfa_kr", 32, 16) == 2 * 16 // 4
+
+
+def test_legends_name_variants_in_words():
+    from experiments.studies.variant_flows import variant_label
+
+    assert variant_label("mfa_kr") == "MFA-KR"
+    assert variant_label("prflash:geometric:0.5") == "PrFlash, p = 0.5^distance"
+    assert variant_label("prflash:window:2") == "PrFlash, window of 2 blocks"
+    assert variant_label("something-new") == "something-new"

@@ -63,8 +63,8 @@ def test_compiled_refuses_what_it_cannot_run():
         simulate(SA(1.0, space=EUCLIDEAN), x0, [0, 1.0], engine="compiled")
     with pytest.raises(ValueError, match="float64"):
         simulate(SA(1.0), x0.astype(np.float32), [0, 1.0], engine="compiled")
-    with pytest.raises(ValueError, match="adaptive"):
-        simulate(SA(1.0), x0, [0, 1.0], method="rk4", dt=0.1, engine="compiled")
+    with pytest.raises(ValueError, match="euler-maruyama"):
+        simulate(SA(1.0), x0, [0, 1.0], method="euler-maruyama", dt=0.1, engine="compiled")
     with pytest.raises(RuntimeError, match="max_steps"):
         simulate(SA(1.0), x0, [0, 50.0], engine="compiled", max_steps=3)
 
@@ -133,3 +133,36 @@ def test_fixed_steps_on_the_circle():
                                     observe=None, event=ClusterEvent(None, 5, 0.0))
     assert ours.values.shape == (5, 6, 11)
     assert np.abs(ours.values - native.values).max() < 1e-12
+
+
+def test_simulate_takes_the_compiled_fixed_steps_by_default():
+    x0 = uniform_sphere(int(np.random.default_rng().integers(1 << 30)), 6, 10, 3)
+    native = simulate(SA(1.0), x0, [0.0, 60.0], method="rk4", dt=0.1, stop_when_clustered=1e-3,
+                      engine="native")
+    auto = simulate(SA(1.0), x0, [0.0, 60.0], method="rk4", dt=0.1, stop_when_clustered=1e-3)
+    assert (auto.engine, native.engine) == ("compiled", "native")
+    np.testing.assert_allclose(auto.cluster_time, native.cluster_time, rtol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["compiled", "native"])
+def test_two_tokens_on_the_circle_cluster_at_the_quadrature_time(engine):
+    """n = 2 on the circle: the gap phi = theta_2 - theta_1 obeys
+    phi' = -2 sin(phi) e^{beta cos phi} / (e^beta + e^{beta cos phi}), so the time to
+    cos(phi) = 1 - delta is an integral over phi."""
+    from scipy.integrate import quad
+
+    rng = np.random.default_rng()
+    beta, delta = float(rng.uniform(0.5, 3.0)), 1e-3
+    phi0 = float(rng.uniform(0.5, 2.5))
+    phi_end = np.arccos(1.0 - delta)
+
+    def dt_dphi(phi):
+        e = np.exp(beta * np.cos(phi))
+        return (np.exp(beta) + e) / (2.0 * np.sin(phi) * e)
+
+    expected, _ = quad(dt_dphi, phi_end, phi0, epsabs=1e-13, epsrel=1e-12)
+    theta = np.array([[0.3, 0.3 + phi0]])
+    traj = simulate(CircleSA(beta), theta, [0.0, 10 * expected + 10], rtol=1e-11, atol=1e-13,
+                    stop_when_clustered=delta, engine=engine)
+    assert traj.engine == engine
+    np.testing.assert_allclose(traj.cluster_time, [expected], rtol=1e-7)

@@ -44,7 +44,7 @@ def test_f3_statistic_and_curves(make):
     k = int(np.searchsorted(times, 20.0))
     np.testing.assert_allclose(theory.crossing_time(curve[k], N, DELTA), 20.0, rtol=1e-6)
     assert math.isnan(curve[0])  # at t = 0 nothing has clustered yet
-    overlay = np.array(data["gamma_inf"]["(6.9), n = 128 (curve.ipynb)"], dtype=float)
+    overlay = np.array(data["gamma_inf"]["(6.9), n = 128 (the authors' overlay)"], dtype=float)
     assert overlay[-1] - curve[-1] > 0.5
     # the simulated boundaries converge to their curves, and the scheme's bias is positive
     assert data["converges"] == {"faithful": True, "exact": True}
