@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "torchdiffeq and the authors' scheme; --quick, --paths, --repeats, --loop-seeds, "
         "--seed and --beta apply)")
     solvers.add_argument("--solver-seeds", type=positive_int, default=None,
-                         help="seeds per problem (default: 1024, 256 and 1024; 64, 16 and 64 "
+                         help="seeds per problem (default: 1024, 256 and 256; 64, 16 and 64 "
                               "with --quick)")
 
     panel = parser.add_argument_group("f3-panel (F3's d = 1024 panel against the authors' "

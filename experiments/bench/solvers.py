@@ -94,7 +94,7 @@ class Problem:
 
 
 PROBLEMS = (Problem("sa", 32, 3, 1024), Problem("sa", 128, 16, 256),
-            Problem("circle", 64, 2, 1024))
+            Problem("circle", 64, 2, 256))
 QUICK = (Problem("sa", 32, 3, 64), Problem("sa", 128, 16, 16), Problem("circle", 64, 2, 64))
 
 
