@@ -30,9 +30,12 @@ velocity takes ``symmetric_velocity``: the lower triangle row by row in contiguo
 reduction a = k ln 2 + r, |r| <= ln 2 / 2, a degree-12 Taylor polynomial for e^r and 2^k
 written into the exponent bits, all in loops the compiler vectorises (max relative error
 3.3e-16 against numpy's exp over [-700, 0], tested) - where the libm exponential of the
-general path costs about 3.5 times as much. Sums in these loops may be reassociated
-(numba's ``fastmath`` with only the "reassoc" and "contract" flags: NaN and infinity keep
-their meaning), so results differ from the general path by rounding (~1e-16).
+general path costs about 3.5 times as much. Sums are not reassociated: with
+reassociation the compiler vectorised the same sum differently in differently compiled
+callers, and a study resumed in a process that loaded the cached code stored clustering
+times differing in the last bits from a fresh one (bit-identical resumes come first; it
+cost ~15 % of a right-hand side at n = 32). Results differ from the general path by
+rounding (~1e-16).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 = hi + lo, hi exact
 _ROUNDER = 6755399441055744.0  # 1.5 * 2^52: t + _ROUNDER rounds t to an integer in the bits
 _EXPONENT_BIAS = 0x4338000000000000 - 1023  # the bits of _ROUNDER, less the bias of 2^k
-_REASSOC = {"reassoc", "contract"}
+_REASSOC: set[str] = set()  # no reassociation: bit-identical results whatever the call site
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath=_REASSOC)
